@@ -1,0 +1,94 @@
+"""Parse RSS/Atom bytes into entries with a stable identity.
+
+feedparser is only ever given an in-memory stream: given bytes or a string it
+first tries to open them as a path or URL, so a body such as ``/etc/passwd``
+would make it read a local file. Entity declarations are stripped first:
+feedparser's loose parser expands an internal entity even where expat
+refuses, and one 10 KB entity used 10,000 times makes a 100 MB description.
+"""
+
+from __future__ import annotations
+
+import calendar
+import io
+import re
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from urllib.parse import urljoin
+
+import feedparser
+
+from ingest.urls import canonicalize_url
+
+_DOCTYPE = re.compile(rb"<!DOCTYPE(?:[^\[>]*)(?:\[.*?\])?\s*>", re.IGNORECASE | re.DOTALL)
+_ENTITY_DECL = re.compile(rb"<!ENTITY.*?>", re.IGNORECASE | re.DOTALL)
+_WIDE_BOMS = (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff", b"\xff\xfe", b"\xfe\xff")
+_XML_ENCODING = re.compile(rb"(<\?xml[^>]*?encoding=)([\"'])[^\"']*\2")
+
+
+class FeedParseError(ValueError):
+    """The body is not a feed at all (an HTML page, an empty body, garbage)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEntry:
+    key: str  # "guid:…" or "url:…"
+    url: str  # canonical
+    link: str  # as published
+    title: str | None
+    published: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    title: str | None
+    entries: list[FeedEntry]
+    skipped: int  # entries without a usable link
+
+
+def _defuse(body: bytes) -> bytes:
+    """Drop the DOCTYPE and any entity declarations; re-encode UTF-16/32 so the bytes patterns apply."""
+    if body.startswith(_WIDE_BOMS):
+        for encoding in ("utf-32", "utf-16"):
+            try:
+                body = _XML_ENCODING.sub(rb"\1\2utf-8\2", body.decode(encoding).encode("utf-8"))
+                break
+            except UnicodeError:
+                continue
+    return _ENTITY_DECL.sub(b"", _DOCTYPE.sub(b"", body))
+
+
+def _published(entry: feedparser.FeedParserDict) -> datetime | None:
+    parsed = entry.get("published_parsed") or entry.get("updated_parsed")
+    if not parsed:
+        return None
+    try:
+        return datetime.fromtimestamp(calendar.timegm(parsed), tz=timezone.utc)
+    except (OverflowError, ValueError):
+        return None
+
+
+def parse_feed(body: bytes, base_url: str) -> ParsedFeed:
+    """Entries in feed order. Identity is the guid, else the canonical link
+    (guids repeated within one fetch are not trusted); an entry without a
+    link has nothing to fetch and is only counted."""
+    parsed = feedparser.parse(io.BytesIO(_defuse(body)), response_headers={"content-location": base_url})
+    if not parsed.get("version") and not parsed.entries:
+        reason = parsed.get("bozo_exception") or "no RSS or Atom content"
+        raise FeedParseError(f"not a feed: {reason}")
+    guids = Counter((entry.get("id") or "").strip() for entry in parsed.entries)
+    entries: list[FeedEntry] = []
+    skipped = 0
+    for entry in parsed.entries:
+        link = (entry.get("link") or "").strip()
+        if not link or not link.lower().startswith(("http://", "https://", "/")):
+            skipped += 1
+            continue
+        link = urljoin(base_url, link)
+        url = canonicalize_url(link)
+        title = (entry.get("title") or "").strip() or None
+        guid = (entry.get("id") or "").strip()
+        key = f"guid:{guid}" if guid and guids[guid] == 1 else f"url:{url}"
+        entries.append(FeedEntry(key=key, url=url, link=link, title=title, published=_published(entry)))
+    return ParsedFeed(title=parsed.feed.get("title"), entries=entries, skipped=skipped)
