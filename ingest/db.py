@@ -1,0 +1,118 @@
+"""Engines, sessions, migrations and the write lock, for SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+import functools
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from ingest.errors import UserError
+
+SQLITE_BUSY_TIMEOUT_MS = 120_000
+
+
+def safe_url(url: str) -> str:
+    """The URL with its password masked, for logs and messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database URL>"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine that fails with a ``UserError`` when the URL is wrong or the server is unreachable."""
+    try:
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            return _sqlite_engine(url, parsed.database)
+        engine = create_engine(url, pool_pre_ping=True)
+    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+        raise UserError(f"invalid database URL {safe_url(url)!r}: {exc}") from None
+    try:
+        with engine.connect():
+            pass
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise UserError(f"cannot connect to database {safe_url(url)}: {reason}") from None
+    return engine
+
+
+def _sqlite_engine(url: str, database: str | None) -> Engine:
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy emit BEGIN itself (below), and make concurrent task
+        # processes wait for each other instead of failing with "database is locked".
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # Take the write lock when the transaction starts: a read transaction
+        # that later writes can fail with SQLITE_BUSY, which busy_timeout cannot fix.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Session]:
+    """One unit of work: committed when the block ends, rolled back on error."""
+    with session_factory(engine).begin() as session:
+        yield session
+
+
+def lock(session: Session, name: str) -> None:
+    """Serialise writers of ``name`` until the transaction ends.
+
+    PostgreSQL takes a transaction-scoped advisory lock; SQLite transactions
+    already start with ``BEGIN IMMEDIATE``, which holds the database's only write lock.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": zlib.crc32(name.encode())})
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    return config
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the newest revision (idempotent; safe from several processes)."""
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": zlib.crc32(b"ingest-migrate")})
+        config = _alembic_config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+@functools.lru_cache(maxsize=8)
+def open_store(url: str) -> Engine:
+    """Connect and migrate once per process: what every entry point does first."""
+    engine = make_engine(url)
+    upgrade(engine)
+    return engine
