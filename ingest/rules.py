@@ -1,0 +1,342 @@
+"""News boilerplate rules: what trafilatura leaves in article text.
+
+Each rule is a small named function over the page's paragraphs that returns
+the paragraphs it removes, with a reason. They run in order; later rules see
+what earlier ones removed (an author's name found in the byline lets the bio
+rule find the bio). Rules are deliberately conservative: a body sentence lost
+is worse than a stray credit line kept.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ingest.passages import jaccard, normalize, shingles
+
+_AGENCIES = (
+    r"yonhap|newsis|news1|ap|afp|reuters|associated press|getty images|getty|epa|efe|xinhua|kyodo|jiji|"
+    r"dpa|ani|pti|upi|ansa|tass|ria novosti|bloomberg|shutterstock|istock|alamy|joongang|korea daily|"
+    r"afp via getty images|pool|handout|courtesy|共同|時事|新華社|新华社|中新社|연합뉴스|뉴시스|뉴스1"
+)
+_PHOTO_WORDS = re.compile(
+    r"\b(?:photo|photos|photograph|pictured|poses|posing)\b|"
+    r"[,(]\s*(?:(?:second|third|far) (?:from )?)?(?:left|right|center|centre|top|bottom)\s*[,)]",
+    re.I,
+)
+_CAPTION_LEAD = re.compile(
+    r"^(?:(?:in )?(?:this|these|a|an|the) )?(?:(?:file|handout|undated|aerial|combination|supplied|provided) )*"
+    r"(?:photos?|photograph|picture|image|screenshot|screen grab|video grab|still)\b"
+    r"(?:\W+\w+){0,14}?\W+(?:shows?|showing|taken|released|provided|carried|distributed|dated|courtesy)\b",
+    re.I,
+)
+_CAPTION_LABEL = re.compile(r"^(?:photo|photograph|image|picture|pictured|caption|credit|photo credit|file photo)\s*[:：]", re.I)
+_END_CREDIT = re.compile(r"[\[(（]\s*([^\[\]()（）]{1,80})\s*[\])）]\s*$")
+_PHOTO_CREDIT = re.compile(
+    rf"^(?:photo|photograph|image|picture|video|graphic)s?\b|\bphotos?\b|^(?:{_AGENCIES})\b|^[A-Z][A-Z .&/-]+$", re.I
+)
+
+_AD_MARKER = re.compile(
+    r"^[\W_]*(advertisement|advertising|advertisment|anzeige|publicité|publicidad|sponsored( content| post)?|"
+    r"ad|ads|story continues below( advertisement)?|article continues below|continue reading below|광고|広告)[\W_]*$",
+    re.I,
+)
+_EMAIL = r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+_BRACKETED_EMAIL = re.compile(rf"[\[(<（]\s*(?:mailto:)?{_EMAIL}\s*[\])>）]")
+_ONLY_EMAIL = re.compile(rf"^[\W_]*(?:e-?mail\s*[:：]?\s*)?{_EMAIL}[\W_]*$", re.I)
+_BYLINE = re.compile(r"^(?:by|written by|story by|words by|text by)\s+(.{2,160})$", re.I)
+_KOREAN_BYLINE = re.compile(rf"^[가-힣]{{2,4}}\s?(?:기자|특파원|객원기자)(?:\s*[\[(]?{_EMAIL}[\])]?)?$")
+_NAME_CONNECTORS = {"and", "&", "of", "the", "for", "in", "at", "with", "de", "van", "von", "da", "del", "und", "y"}
+_CREDIT = re.compile(
+    r"^[\[(]?\s*(?:(?:additional |editing and )?reporting|writing|editing|compiled|translated|graphics|"
+    r"research|fact[- ]checking)(?: and \w+)? by\b",
+    re.I,
+)
+_CJK_CREDIT = re.compile(r"^(?:责任编辑|責任編輯|编辑|編輯|来源|來源|记者|記者|출처|편집|사진)\s*[:：]")
+_COPYRIGHT = re.compile(r"^(?:©|\(c\)|copyright\b)|\ball rights reserved\b|무단\s*전재|転載", re.I)
+_AGENCY_ONLY = re.compile(rf"^[\W_]*(?:{_AGENCIES})(?: news(?: agency)?)?[\W_]*$", re.I)
+_TEMPERATURE = re.compile(r"^-?\d{1,3}(?:[.,]\d)?\s*°?\s*[FC]$", re.I)
+_DATE_LINE = re.compile(
+    r"^(?:(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?,?\s+)?"
+    r"(?:(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?\s+\d{1,2},?\s+\d{4}"
+    r"|\d{1,2}\s+(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?,?\s+\d{4}"
+    r"|\d{4}[-./]\d{1,2}[-./]\d{1,2})$",
+    re.I,
+)
+_PROMPTS: dict[str, re.Pattern[str]] = {
+    "timestamp_line": re.compile(
+        r"^(?:(?:first |originally )?published|updated|last updated|posted|modified|created)\b[^.!?]{0,40}"
+        r"\b(?:\d{1,2}:\d{2}|\d{4}|ago|today|yesterday)\b[^.!?]{0,25}(?:[ap]\.?m\.?)?[\W]*$",
+        re.I,
+    ),
+    "republication_note": re.compile(
+        r"\b(?:first|originally) (?:published|appeared|ran) (?:by|in|on|at)\b|\brepublished (?:here )?(?:with|under|by)\b|"
+        r"\bthis (?:story|article|report) (?:was|is) (?:produced|distributed|republished|syndicated) (?:by|with|in partnership|under)\b",
+        re.I,
+    ),
+    "related_links": re.compile(
+        r"^(?:related(?: stories| articles| coverage| news| content| reading| links)?|read more|read also|also read|"
+        r"see also|more from [^:]{1,40}|more stories|most read|most popular|most viewed|trending(?: now)?|"
+        r"recommended(?: for you| stories)?|you may also like|you might also like|editor'?s picks|"
+        r"top stories|latest news|관련\s*기사)\s*(?:[:：»>|-]|$)",
+        re.I,
+    ),
+    "newsletter_prompt": re.compile(
+        r"^(?:sign up|subscribe|register)\b.{0,80}\b(?:newsletters?|briefing|digest|inbox|e-?mails?|alerts)\b|"
+        r"\b(?:sign up|subscribe) (?:for|to) (?:our|the) [\w' -]{0,40}newsletter|\bin your inbox\b|^newsletters?\b",
+        re.I,
+    ),
+    "subscription_prompt": re.compile(
+        r"\b(?:subscribe (?:now|today|for)|become a (?:subscriber|member)|support (?:our|independent|local) journalism|"
+        r"already a subscriber|log ?in to (?:read|continue)|to continue reading|subscribers only|"
+        r"unlimited (?:digital )?access)\b",
+        re.I,
+    ),
+    "cookie_notice": re.compile(
+        r"\b(?:we use cookies|(?:this|our) (?:web)?site uses cookies|cookie (?:policy|settings|preferences|notice)|"
+        r"accept (?:all )?cookies|by continuing to (?:use|browse) (?:this|our) (?:web)?site)\b",
+        re.I,
+    ),
+    "follow_prompt": re.compile(
+        r"^(?:follow us\b|follow [\w .@'-]{1,40} on (?:facebook|twitter|x|instagram|youtube|telegram|tiktok|threads)\b|"
+        r"like us on facebook|join (?:us|our \w+) on (?:facebook|telegram|whatsapp))",
+        re.I,
+    ),
+}
+_BIO = re.compile(
+    r"^(?!(?:This|That|These|Those|It|He|She|They|We|There|Here|What|The)\b)"
+    r"[A-Z][\w.'’-]*\s+(?:[A-Z][\w.'’-]*\s+){1,4}(?:is|was|has been|joined|covers|reports|writes|operates|leads|serves)\b"
+    r".{0,300}\b(?:reporter|correspondent|editor|writer|journalist|columnist|contributor|producer|newsroom|"
+    r"desk|staff|team|news platform|bureau)\b",
+)
+_ABOUT_AUTHOR = re.compile(r"^about (?:the )?authors?\W*$", re.I)
+_NEAR_REPEAT = 0.8
+_CAPTION_ECHO = 0.85
+_SHORT_WORDS = 8
+_TAIL = 5  # author boxes and bios sit among the last paragraphs
+
+
+@dataclass(frozen=True, slots=True)
+class Removal:
+    rule: str
+    text: str
+    detail: str | None = None
+
+    def as_dict(self) -> dict[str, str]:
+        data = {"rule": self.rule, "text": self.text}
+        if self.detail:
+            data["detail"] = self.detail
+        return data
+
+
+@dataclass
+class Page:
+    """What the rules see: paragraphs, page metadata, and what was already removed."""
+
+    paragraphs: list[str]
+    title: str | None = None
+    author: str | None = None
+    html_captions: list[str] = field(default_factory=list)  # captions dropped with the page's figure markup
+    removed: dict[int, Removal] = field(default_factory=dict)
+    names: set[str] = field(default_factory=set)  # normalised author names seen in bylines and author boxes
+    _shingles: dict[int, set[bytes]] = field(default_factory=dict)
+
+    def kept(self) -> list[tuple[int, str]]:
+        return [(i, p) for i, p in enumerate(self.paragraphs) if i not in self.removed]
+
+    def shingles(self, index: int) -> set[bytes]:
+        if index not in self._shingles:
+            self._shingles[index] = shingles(normalize(self.paragraphs[index]), 5)
+        return self._shingles[index]
+
+
+Rule = Callable[[Page], dict[int, str | None]]
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[\w'’.-]+", text)
+
+
+def _looks_like_names(text: str) -> bool:
+    words = [w for w in _words(re.sub(_BRACKETED_EMAIL, " ", text)) if w.lower() not in _NAME_CONNECTORS]
+    if not words or len(words) > 12:
+        return False
+    capitalised = sum(1 for w in words if w[0].isupper() or not w[0].isalpha())
+    return capitalised / len(words) >= 0.6
+
+
+def _looks_like_name_line(text: str) -> bool:
+    """A short line of capitalised words without digits or sentence punctuation."""
+    return not re.search(r"[\d:;,.!?]", text) and len(_words(text)) <= 6 and _looks_like_names(text)
+
+
+def ad_marker(page: Page) -> dict[int, str | None]:
+    return {i: None for i, p in page.kept() if _AD_MARKER.match(p)}
+
+
+def weather_widget(page: Page) -> dict[int, str | None]:
+    """Temperature, city and date lines of a site header, before the first real paragraph."""
+    lead: list[int] = []
+    for i, p in page.kept():
+        if len(_words(p)) > 6 or p.rstrip().endswith((".", "!", "?", "”", '"')):
+            break
+        lead.append(i)
+    if not any(_TEMPERATURE.match(page.paragraphs[i].strip()) for i in lead):
+        return {}
+    return dict.fromkeys(lead)
+
+
+def byline(page: Page) -> dict[int, str | None]:
+    found: dict[int, str | None] = {}
+    author = normalize(page.author or "")
+    for i, p in page.kept():
+        text = p.strip()
+        match = _BYLINE.match(text)
+        if match and not text.endswith((".", "!", "?")) and _looks_like_names(match.group(1)):
+            names = re.sub(_BRACKETED_EMAIL, "", match.group(1)).split(",")[0]
+            page.names.update(normalize(n) for n in re.split(r"\band\b|&", names, flags=re.I) if n.strip())
+            found[i] = None
+        elif _KOREAN_BYLINE.match(text) or _ONLY_EMAIL.match(text):
+            found[i] = None
+        elif _BRACKETED_EMAIL.search(text) and len(_words(text)) <= 20:
+            found[i] = "contact line"
+        elif author and normalize(re.sub(r"^by\s+", "", text, flags=re.I)) == author:
+            found[i] = "the page's author"
+    return found
+
+
+def credit_line(page: Page) -> dict[int, str | None]:
+    found: dict[int, str | None] = {}
+    for i, p in page.kept():
+        text = p.strip()
+        if _CREDIT.match(text) and len(_words(text)) <= 40:
+            found[i] = "reporting/editing credit"
+        elif _COPYRIGHT.search(text) and len(_words(text)) <= 30:
+            found[i] = "copyright line"
+        elif _AGENCY_ONLY.match(text):
+            found[i] = "agency credit"
+        elif _CJK_CREDIT.match(text) and len(text) <= 60:
+            found[i] = "source/editor credit"
+    return found
+
+
+def _is_caption(text: str) -> bool:
+    if _CAPTION_LEAD.match(text) or _CAPTION_LABEL.match(text):
+        return True
+    credit = _END_CREDIT.search(text)
+    if not credit or len(_words(text)) > 60:
+        return False
+    inner = credit.group(1).strip()
+    if not _PHOTO_CREDIT.search(inner):
+        return False
+    shouted = inner.isupper() and len(inner) > 1
+    return shouted or "photo" in inner.lower() or bool(_PHOTO_WORDS.search(text[: credit.start()]))
+
+
+def photo_caption(page: Page) -> dict[int, str | None]:
+    """Captions written into the body, and body paragraphs that repeat a caption of the page's figures."""
+    found: dict[int, str | None] = {}
+    captions = [shingles(normalize(c), 5) for c in page.html_captions if len(c) > 20]
+    for i, p in page.kept():
+        if _is_caption(p.strip()):
+            found[i] = None
+        elif any(jaccard(page.shingles(i), c) >= _CAPTION_ECHO for c in captions):
+            found[i] = "repeats a figure caption"
+    return found
+
+
+def repeated_passage(page: Page) -> dict[int, str | None]:
+    """Copies of boilerplate: a paragraph that near-repeats one an earlier rule removed
+    (a caption pasted twice with other quotes or a few more words), and a short name line
+    repeated where another paragraph starts with it (an author box: the name twice, then
+    the bio). Other repeats are story text; deduplication links them to their first copy."""
+    found: dict[int, str | None] = {}
+    kept = page.kept()
+    for i, p in kept:
+        for j, removal in page.removed.items():
+            if jaccard(page.shingles(i), page.shingles(j)) >= _NEAR_REPEAT:
+                found[i] = f"repeats paragraph {j + 1} ({removal.rule})"
+                break
+        else:
+            line = normalize(p)
+            if not _looks_like_name_line(p) or sum(normalize(q) == line for _, q in kept) < 2:
+                continue
+            if any(normalize(q).startswith(line + " ") and len(_words(q)) >= 12 for _, q in kept[-_TAIL:]):
+                page.names.add(line)
+                found[i] = "name in an author box"
+    return found
+
+
+def author_bio(page: Page) -> dict[int, str | None]:
+    """A bio after the story: among the last paragraphs, it starts with a known
+    author's name or reads like a bio; or it follows an 'About the author' heading."""
+    found: dict[int, str | None] = {}
+    kept = page.kept()
+    names = {n for n in page.names | {normalize(page.author or "")} if n and not _AGENCY_ONLY.match(n)}
+    for n, (i, p) in enumerate(kept):
+        if _ABOUT_AUTHOR.match(p.strip()):
+            found[i] = "heading"
+            if n + 1 < len(kept):
+                found[kept[n + 1][0]] = "after 'About the author'"
+    for i, p in kept[-_TAIL:]:
+        text = normalize(p)
+        if any(text.startswith(name + " ") for name in names) and 12 <= len(_words(p)) <= 120:
+            found.setdefault(i, "starts with the author's name")
+        elif _BIO.match(p.strip()) and len(_words(p)) <= 80:
+            found.setdefault(i, "reads like an author bio")
+    return found
+
+
+_SOCIAL = frozenset(
+    "share shares sharing this article story post page on via with facebook twitter x linkedin whatsapp telegram "
+    "reddit pinterest email e-mail mail print copy link url sms messenger flipboard threads bluesky mastodon tweet "
+    "kakaotalk kakao line naver band comments comment save bookmark".split()
+)
+
+
+def share_prompt(page: Page) -> dict[int, str | None]:
+    """A line made only of share/print/e-mail words and social network names."""
+    found: dict[int, str | None] = {}
+    for i, p in page.kept():
+        words = [w.lower() for w in re.findall(r"[\w-]+", p)]
+        if words and len(words) <= 16 and words[0] in _SOCIAL - {"this", "on", "via", "with"} and all(w in _SOCIAL for w in words):
+            found[i] = None
+    return found
+
+
+def _prompt_rule(name: str, pattern: re.Pattern[str]) -> Rule:
+    def rule(page: Page) -> dict[int, str | None]:
+        return {i: None for i, p in page.kept() if len(_words(p)) <= 40 and pattern.search(p.strip())}
+
+    rule.__name__ = name
+    return rule
+
+
+def title_repeat(page: Page) -> dict[int, str | None]:
+    """The headline repeated among the first paragraphs; it is stored as the title."""
+    title = normalize(page.title or "")
+    return {i: None for i, p in page.kept()[:5] if title and normalize(p) == title}
+
+
+RULES: list[Rule] = [
+    ad_marker,
+    title_repeat,
+    weather_widget,
+    byline,
+    credit_line,
+    photo_caption,
+    repeated_passage,
+    author_bio,
+    share_prompt,
+    *(_prompt_rule(name, pattern) for name, pattern in _PROMPTS.items()),
+]
+
+
+def apply_rules(page: Page, rules: list[Rule] = RULES) -> tuple[list[str], list[Removal]]:
+    """The paragraphs kept, and each removal with its rule, in page order."""
+    for rule in rules:
+        for index, detail in rule(page).items():
+            page.removed.setdefault(index, Removal(rule.__name__, page.paragraphs[index], detail))
+    kept = [p for _, p in page.kept()]
+    return kept, [page.removed[i] for i in sorted(page.removed)]
