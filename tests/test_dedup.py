@@ -1,0 +1,162 @@
+"""Near-duplicate removal against the persistent index, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from ingest.db import open_store, transaction
+from ingest.dedup import deduplicate_pending
+from ingest.errors import UserError
+from ingest.models import Article, ArticleStatus, LshKey, Passage
+from ingest.passages import jaccard, norm_hash, normalize, shingles
+from ingest.settings import DedupSettings
+
+T0 = datetime(2025, 6, 17, 12, tzinfo=timezone.utc)
+P1 = ("Marlow County has pledged to send 1,200 civil engineers and construction workers to the flood-hit Delta Reach "
+      "district, an area that was cut off for nearly three weeks after the spring storms, according to the state "
+      "recovery coordinator, who is touring the district this week.")
+P2 = ("Speaking to reporters after a meeting with county supervisors, the coordinator said that 300 engineers will "
+      "inspect and repair the damaged levees, while 900 construction workers will help rebuild roads, culverts and "
+      "pumping stations washed out by the floods.")
+P3 = ("The county's decision rests on the regional mutual aid compact signed by the five river counties in March "
+      "last year, which obliges members to share staff and equipment during declared emergencies of this kind.")
+P4 = ("Local officials note that the move had been widely expected since April, when the county first admitted that "
+      "its own levee teams were stretched thin after months of emergency repairs along the river.")
+P5 = ("With the hurricane season approaching, further help from neighboring counties is expected, and the weather "
+      "office warned that as much as 14 inches of rain could fall over the basin in the coming month.")
+SHARED = ("\"We expect freight rates to stay elevated until the new terminal opens next spring,\" the shipping line "
+          "said in a statement.")
+
+
+def add(engine: Engine, url: str, paragraphs: list[str], published: datetime = T0) -> int:
+    with transaction(engine) as session:
+        article = Article(
+            url=url, raw_url=url, source="test", status=ArticleStatus.extracted, discovered_at=T0, published=published,
+            passages=[Passage(position=i, text=t, norm_hash=norm_hash(normalize(t))) for i, t in enumerate(paragraphs)],
+        )
+        session.add(article)
+        session.flush()
+        return article.id
+
+
+def passages_of(engine: Engine, url: str) -> list[tuple[str, str | None, float | None]]:
+    """(text, URL of the article holding the first appearance, similarity) per passage."""
+    with transaction(engine) as session:
+        article = session.scalars(select(Article).where(Article.url == url)).one()
+        rows = []
+        for p in article.passages:
+            first = session.get(Passage, p.duplicate_of_id) if p.duplicate_of_id else None
+            rows.append((p.text, session.get(Article, first.article_id).url if first else None, p.similarity))
+        return rows
+
+
+def duplicate_of(engine: Engine, url: str) -> str | None:
+    with transaction(engine) as session:
+        article = session.scalars(select(Article).where(Article.url == url)).one()
+        assert article.status == ArticleStatus.stored
+        return article.duplicate_of.url if article.duplicate_of else None
+
+
+@pytest.fixture
+def engine(db_url: str) -> Engine:
+    return open_store(db_url)
+
+
+SETTINGS = DedupSettings()
+
+
+def test_one_word_and_one_number_edits_are_caught_and_the_copy_is_marked(engine: Engine) -> None:
+    add(engine, "https://a.example/original", [P1, P2, P3, P4, P5])
+    word = P2.replace("inspect", "examine")
+    number = P5.replace("14 inches", "16 inches")
+    added = "In Fennick Valley, county staff said the deployment would not delay the repaving of Orchard Road or the new bridge."
+    assert len(word.split()) >= 30 and len(number.split()) >= 30
+    add(engine, "https://b.example/copy", [P1, word, P4, number, added], published=T0 + timedelta(hours=3))
+    stats = deduplicate_pending(engine, SETTINGS)
+    assert stats.articles == 2 and stats.duplicate_articles == 1 and stats.duplicate_passages == 4
+
+    copy = passages_of(engine, "https://b.example/copy")
+    assert [first for _, first, _ in copy] == ["https://a.example/original"] * 4 + [None]
+    assert copy[0][2] == 1.0 and 0.7 <= copy[1][2] < 1.0 and 0.7 <= copy[3][2] < 1.0
+    assert duplicate_of(engine, "https://b.example/copy") == "https://a.example/original"
+    assert duplicate_of(engine, "https://a.example/original") is None
+
+
+def test_sharing_one_sentence_is_not_a_near_duplicate(engine: Engine) -> None:
+    a = SHARED + " Growers say they cannot plan that far ahead, and several packers have asked the port for an extra weekend shift."
+    b = ("The carrier raised its surcharge on cargo bound for Asian ports for the second time this year. " + SHARED)
+    assert jaccard(shingles(normalize(a), 5), shingles(normalize(b), 5)) < 0.5
+    add(engine, "https://a.example/growers", [a, P3])
+    add(engine, "https://b.example/carrier", [b, P4], published=T0 + timedelta(hours=1))
+    stats = deduplicate_pending(engine, SETTINGS)
+    assert stats.duplicate_passages == 0 and stats.duplicate_articles == 0
+
+
+def test_quote_dash_and_case_variants_are_exact_duplicates(engine: Engine) -> None:
+    original = "The county’s plan — approved on Monday — sends “about 1,200” workers to the district, officials said."
+    variant = "THE COUNTY'S PLAN - approved on Monday - sends \"about 1,200\" workers to the district, officials said"
+    add(engine, "https://a.example/1", [original, P1])
+    add(engine, "https://b.example/2", [variant, P2], published=T0 + timedelta(minutes=5))
+    deduplicate_pending(engine, SETTINGS)
+    assert passages_of(engine, "https://b.example/2")[0][1:] == ("https://a.example/1", 1.0)
+
+
+def test_repeat_within_one_article_is_stored_once_and_is_not_self_duplication(engine: Engine) -> None:
+    add(engine, "https://a.example/repeat", [P1, P2, P1.replace("three weeks", "3 weeks")])
+    stats = deduplicate_pending(engine, SETTINGS)
+    assert [first for _, first, _ in passages_of(engine, "https://a.example/repeat")] == [None, None, "https://a.example/repeat"]
+    assert stats.duplicate_articles == 0 and duplicate_of(engine, "https://a.example/repeat") is None
+
+
+def test_one_shared_passage_does_not_make_an_article_a_duplicate(engine: Engine) -> None:
+    add(engine, "https://a.example/1", [P1, P2])
+    add(engine, "https://b.example/2", [P1, P3, P4, P5], published=T0 + timedelta(hours=1))
+    deduplicate_pending(engine, SETTINGS)
+    assert duplicate_of(engine, "https://b.example/2") is None
+    assert passages_of(engine, "https://b.example/2")[0][1] == "https://a.example/1"
+
+
+def test_the_index_persists_between_runs(engine: Engine) -> None:
+    add(engine, "https://a.example/1", [P1, P2, P3])
+    deduplicate_pending(engine, SETTINGS)
+    with transaction(engine) as session:
+        keys = session.scalar(select(func.count()).select_from(LshKey))
+    assert keys == 3 * SETTINGS.bands
+    add(engine, "https://b.example/2", [P1.replace("civil", "structural"), P2, P3.replace("March", "May")], published=T0 + timedelta(days=1))
+    assert deduplicate_pending(engine, SETTINGS).duplicate_articles == 1
+    assert deduplicate_pending(engine, SETTINGS).articles == 0, "nothing left: a re-run changes nothing"
+
+
+def test_first_appearance_is_the_earliest_published(engine: Engine) -> None:
+    add(engine, "https://late.example/x", [P1, P2], published=T0 + timedelta(hours=5))
+    add(engine, "https://early.example/x", [P1, P2], published=T0)
+    deduplicate_pending(engine, SETTINGS)
+    assert duplicate_of(engine, "https://late.example/x") == "https://early.example/x"
+
+
+def test_short_passages_only_match_exactly(engine: Engine) -> None:
+    add(engine, "https://a.example/1", ["He said no.", P1])
+    add(engine, "https://b.example/2", ["He said so.", "He said no.", P2], published=T0 + timedelta(hours=1))
+    deduplicate_pending(engine, SETTINGS)
+    assert [first for _, first, _ in passages_of(engine, "https://b.example/2")] == [None, "https://a.example/1", None]
+
+
+def test_korean_passage_with_one_edited_word(engine: Engine) -> None:
+    ko = "서울시는 폭염에 대비해 무더위 쉼터 운영 시간을 오후 9시까지 연장한다고 17일 밝혔다. 시는 구청과 협력해 경로당과 주민센터 등 400여 곳을 쉼터로 지정했다."
+    other = "시 관계자는 낮 최고기온이 35도를 넘는 날이 이어질 것으로 보인다며 야외 활동을 자제해 달라고 당부했다. 시민들은 가까운 쉼터 위치를 누리집에서 확인할 수 있다."
+    add(engine, "https://ko.example/1", [ko, other])
+    add(engine, "https://ko.example/2", [ko.replace("경로당과", "복지관과"), "부산시도 같은 날 비슷한 대책을 발표하며 해수욕장 주변에 그늘막 200개를 추가로 설치하겠다고 밝혔다."], published=T0 + timedelta(hours=1))
+    deduplicate_pending(engine, SETTINGS)
+    rows = passages_of(engine, "https://ko.example/2")
+    assert rows[0][1] == "https://ko.example/1" and rows[1][1] is None
+
+
+def test_an_index_built_with_other_parameters_is_refused(engine: Engine) -> None:
+    add(engine, "https://a.example/1", [P1])
+    deduplicate_pending(engine, SETTINGS)
+    add(engine, "https://b.example/2", [P2])
+    with pytest.raises(UserError, match=r"other MinHash parameters \(num_perm 128 → 256"):
+        deduplicate_pending(engine, DedupSettings(num_perm=256))
