@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.orm import Session, selectinload
 
+from ingest.counts import Counts
 from ingest.db import lock, transaction
 from ingest.errors import UserError
 from ingest.minhash import Sketcher
@@ -36,15 +37,11 @@ _CHUNK = 500  # values per IN (...) list
 
 
 @dataclass
-class DedupStats:
-    articles: int = 0
+class DedupStats(Counts):
+    articles_stored: int = 0
     duplicate_articles: int = 0
-    passages: int = 0
+    passages_stored: int = 0
     duplicate_passages: int = 0
-
-    def add(self, other: DedupStats) -> None:
-        for name in vars(self):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 @dataclass
@@ -159,7 +156,7 @@ class Deduplicator:
                 elif passage.id in keys:
                     candidates = Counter(o.passage_id for key in keys[passage.id] for o in by_key.get(key, ()))
                     match = self._best_match(shingle_sets[passage.id], candidates, originals)
-                stats.passages += 1
+                stats.passages_stored += 1
                 if match is not None:
                     original, similarity = match
                     passage.duplicate_of_id = original.passage_id
@@ -184,7 +181,7 @@ class Deduplicator:
                     stats.duplicate_articles += 1
             article.status = ArticleStatus.stored
             article.stored_at = now
-            stats.articles += 1
+            stats.articles_stored += 1
 
         self.session.flush()
         if new_keys:

@@ -44,7 +44,6 @@ class FeedEntry:
 class ParsedFeed:
     title: str | None
     entries: list[FeedEntry]
-    skipped: int  # entries without a usable link
 
 
 def _defuse(body: bytes) -> bytes:
@@ -69,26 +68,31 @@ def _published(entry: feedparser.FeedParserDict) -> datetime | None:
         return None
 
 
-def parse_feed(body: bytes, base_url: str) -> ParsedFeed:
+def parse_feed(body: bytes, base_url: str, content_type: str | None = None) -> ParsedFeed:
     """Entries in feed order. Identity is the guid, else the canonical link
     (guids repeated within one fetch are not trusted); an entry without a
-    link has nothing to fetch and is only counted."""
-    parsed = feedparser.parse(io.BytesIO(_defuse(body)), response_headers={"content-location": base_url})
-    if not parsed.get("version") and not parsed.entries:
-        reason = parsed.get("bozo_exception") or "no RSS or Atom content"
-        raise FeedParseError(f"not a feed: {reason}")
+    link has nothing to fetch and is left out.
+
+    A feed is judged by what parsed, not by feedparser's ``bozo`` flag (set for
+    harmless reasons): no RSS/Atom version, or no entries where parsing failed,
+    is an error.
+    """
+    headers = {"content-location": base_url, "content-type": content_type or "application/xml"}
+    parsed = feedparser.parse(io.BytesIO(_defuse(body)), response_headers=headers)
+    if not parsed.get("version") or (not parsed.entries and parsed.get("bozo")):
+        served = f" (served as {content_type})" if content_type else ""
+        problem = parsed.get("bozo_exception")
+        raise FeedParseError(f"not a feed{served}" + (f": {problem}" if problem and parsed.get("version") else ""))
     guids = Counter((entry.get("id") or "").strip() for entry in parsed.entries)
     entries: list[FeedEntry] = []
-    skipped = 0
     for entry in parsed.entries:
         link = (entry.get("link") or "").strip()
         if not link or not link.lower().startswith(("http://", "https://", "/")):
-            skipped += 1
-            continue
+            continue  # nothing to fetch
         link = urljoin(base_url, link)
         url = canonicalize_url(link)
         title = (entry.get("title") or "").strip() or None
         guid = (entry.get("id") or "").strip()
         key = f"guid:{guid}" if guid and guids[guid] == 1 else f"url:{url}"
         entries.append(FeedEntry(key=key, url=url, link=link, title=title, published=_published(entry)))
-    return ParsedFeed(title=parsed.feed.get("title"), entries=entries, skipped=skipped)
+    return ParsedFeed(title=parsed.feed.get("title"), entries=entries)

@@ -76,7 +76,7 @@ def test_one_word_and_one_number_edits_are_caught_and_the_copy_is_marked(engine:
     assert len(word.split()) >= 30 and len(number.split()) >= 30
     add(engine, "https://b.example/copy", [P1, word, P4, number, added], published=T0 + timedelta(hours=3))
     stats = deduplicate_pending(engine, SETTINGS)
-    assert stats.articles == 2 and stats.duplicate_articles == 1 and stats.duplicate_passages == 4
+    assert stats.articles_stored == 2 and stats.duplicate_articles == 1 and stats.duplicate_passages == 4
 
     copy = passages_of(engine, "https://b.example/copy")
     assert [first for _, first, _ in copy] == ["https://a.example/original"] * 4 + [None]
@@ -127,7 +127,7 @@ def test_the_index_persists_between_runs(engine: Engine) -> None:
     assert keys == 3 * SETTINGS.bands
     add(engine, "https://b.example/2", [P1.replace("civil", "structural"), P2, P3.replace("March", "May")], published=T0 + timedelta(days=1))
     assert deduplicate_pending(engine, SETTINGS).duplicate_articles == 1
-    assert deduplicate_pending(engine, SETTINGS).articles == 0, "nothing left: a re-run changes nothing"
+    assert deduplicate_pending(engine, SETTINGS).articles_stored == 0, "nothing left: a re-run changes nothing"
 
 
 def test_first_appearance_is_the_earliest_published(engine: Engine) -> None:

@@ -1,0 +1,63 @@
+"""The ``ingest`` command as a user meets it: clear one-line errors, extract over folders."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.test_rules import BODY
+
+
+def ingest(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ingest", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("args", "files", "message"),
+    [
+        (["run", "--feeds", "missing.yaml"], {}, "error: feeds file not found: missing.yaml"),
+        (["run", "--feeds", "bad.yaml"], {"bad.yaml": "feeds: ["}, "error: feeds file bad.yaml is not valid YAML at line 1"),
+        (["run", "--feeds", "ok.yaml", "--db", "postgresql+psycopg://u:pw@127.0.0.1:1/x"],
+         {"ok.yaml": "feeds:\n  - name: a\n    url: https://a.example/feed\n"}, "error: cannot connect to database postgresql+psycopg://u:***@127.0.0.1:1/x"),
+        (["run", "--feeds", "ok.yaml", "--db", "mysql+nodriver://x"],
+         {"ok.yaml": "feeds:\n  - name: a\n    url: https://a.example/feed\n"}, "error: invalid database URL"),
+        (["extract", "nowhere"], {}, "error: no such file or folder: nowhere"),
+    ],
+)
+def test_user_mistakes_get_one_line_and_exit_2(tmp_path: Path, args: list[str], files: dict[str, str], message: str) -> None:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    done = ingest(*args, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.startswith(message), done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_extract_a_folder_of_saved_pages(tmp_path: Path) -> None:
+    paragraphs = "".join(f"<p>{p}</p>" for p in BODY)
+    page = (f"<html lang='en'><head><title>Story</title></head><body><article><h1>Story</h1>{paragraphs}"
+            "<p>- Advertisement -</p><p>BY JANE DOE [jane@example.com]</p></article></body></html>")
+    (tmp_path / "pages" / "sub").mkdir(parents=True)
+    (tmp_path / "pages" / "one.html").write_text(page)
+    (tmp_path / "pages" / "sub" / "two.html.gz").write_bytes(gzip.compress(page.encode()))
+    (tmp_path / "pages" / "notes.txt").write_text("not a page")
+    done = ingest("extract", "pages", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [Path(r["file"]).name for r in records] == ["one.html", "two.html.gz"]
+    for record in records:
+        assert set(record) >= {"file", "url", "title", "author", "published", "language", "text", "removed"}
+        assert record["text"].split("\n") == BODY and record["language"] == "en"
+        assert {(r["rule"], r["text"]) for r in record["removed"]} == {
+            ("title_repeat", "Story"), ("ad_marker", "- Advertisement -"), ("byline", "BY JANE DOE [jane@example.com]")}
+
+
+def test_extract_with_url(tmp_path: Path) -> None:
+    (tmp_path / "p.html").write_text(f"<html><body><article><p>{BODY[0]}</p></article></body></html>")
+    done = ingest("extract", "p.html", "--url", "https://n.example/a", cwd=tmp_path)
+    assert json.loads(done.stdout)["url"] == "https://n.example/a"

@@ -1,0 +1,142 @@
+"""Bad input loses nothing: broken feeds never stop the others, failed pages keep their reason."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from ingest.db import open_store, transaction
+from ingest.models import Article, ArticleStatus, Capture, Feed
+from ingest.pipeline import deduplicate, ingest_batch, plan
+from ingest.sample_site import SampleSite, load_articles
+from ingest.settings import Settings
+from tests.conftest import make_settings
+from tests.local_http import LocalServer, Request
+
+ARTICLE = (
+    "<html lang='en'><head><title>Council approves budget</title></head><body><article><h1>Council approves budget</h1>"
+    "<p>The city council approved a 40 million dollar budget on Monday after a long debate about road repairs, "
+    "school funding and the future of the harbor ferry service.</p>"
+    "<p>Council members said the plan would be reviewed again in the autumn, when revenue figures for the summer "
+    "season are known and the new ferry contract has been signed.</p></article></body></html>"
+)
+
+
+def rss(server: LocalServer, *paths: str) -> bytes:
+    items = "".join(f"<item><title>{p}</title><link>{server.url(p)}</link><guid>{p}</guid></item>" for p in paths)
+    return f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>{items}</channel></rss>'.encode()
+
+
+@pytest.fixture
+def server() -> Iterator[LocalServer]:
+    with LocalServer() as local:
+        yield local
+
+
+def write_feeds(path: Path, feeds: dict[str, str]) -> Path:
+    path.write_text("feeds:\n" + "".join(f"  - name: {n}\n    url: {u}\n" for n, u in feeds.items()), encoding="utf-8")
+    return path
+
+
+def run(settings: Settings) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for batch in plan(settings):
+        for key, value in ingest_batch(settings, batch).items():
+            totals[key] = totals.get(key, 0) + value
+    totals.update(deduplicate(settings))
+    return totals
+
+
+def feed_rows(settings: Settings) -> dict[str, Feed]:
+    with transaction(open_store(settings.db_url)) as session:
+        return {f.name: f for f in session.scalars(select(Feed))}
+
+
+def article_rows(settings: Settings) -> dict[str, Article]:
+    with transaction(open_store(settings.db_url)) as session:
+        return {a.url.rsplit("/", 1)[-1]: a for a in session.scalars(select(Article))}
+
+
+def test_broken_feeds_never_stop_the_others(sample_site: SampleSite, server: LocalServer, tmp_path: Path) -> None:
+    server.route("/gone.xml", lambda r: (404, {}, b"not here"))
+    server.route("/html.xml", lambda r: (200, {"Content-Type": "text/html"}, b"<html><body>Welcome!</body></html>"))
+    server.route("/truncated.xml", lambda r: (200, {"Content-Type": "application/rss+xml"}, rss(server, "/a")[:60]))
+    server.route("/busy.xml", lambda r: (503, {"Retry-After": "3600"}, b""))
+    feeds = {name: url for name, url in sample_site.feeds if name == "harbor-daily"}
+    feeds.update({n: server.url(f"/{n}.xml") for n in ("gone", "html", "truncated", "busy")})
+    feeds["refused"] = "http://127.0.0.1:1/feed.xml"
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'news.db'}", write_feeds(tmp_path / "feeds.yaml", feeds))
+
+    stats = run(settings)
+    assert stats["feeds_fetched"] == 1 and stats["feeds_failed"] == 5
+    harbor = [a for a in load_articles(sample_site.base_url) if a.outlet == "harbor-daily"]
+    assert stats["articles_stored"] == len(harbor)
+
+    rows = feed_rows(settings)
+    assert "404" in (rows["gone"].last_error or "")
+    assert "not a feed" in (rows["html"].last_error or "")
+    assert "not a feed" in (rows["truncated"].last_error or "")
+    assert "refused" in (rows["refused"].last_error or "").lower() or "connect" in (rows["refused"].last_error or "").lower()
+    now = datetime.now(timezone.utc)
+    for name in ("gone", "html", "truncated", "busy", "refused"):
+        assert rows[name].error_count == 1 and rows[name].backoff_until is not None and rows[name].backoff_until > now
+    assert (rows["busy"].backoff_until - now).total_seconds() > 3000, "Retry-After is honoured by the back-off"
+
+    again = run(settings)
+    assert again["feeds_backing_off"] == 5 and again["feeds_failed"] == 0, "failed feeds wait for their back-off"
+
+
+def test_failed_pages_are_recorded_with_their_reason(server: LocalServer, tmp_path: Path) -> None:
+    flaky = {"calls": 0}
+
+    def sometimes(request: Request) -> tuple[int, dict[str, str], bytes]:
+        flaky["calls"] += 1
+        return (500, {}, b"oops") if flaky["calls"] <= 2 else (200, {"Content-Type": "text/html"}, ARTICLE.encode())
+
+    server.route("/feed.xml", lambda r: (200, {"Content-Type": "application/rss+xml"}, rss(server, "/ok", "/pdf", "/private/x", "/flaky", "/empty")))
+    server.route("/robots.txt", lambda r: (200, {"Content-Type": "text/plain"}, b"User-agent: *\nDisallow: /private/\n"))
+    server.route("/ok", lambda r: (200, {"Content-Type": "text/html; charset=utf-8"}, ARTICLE.encode()))
+    server.route("/pdf", lambda r: (200, {"Content-Type": "application/pdf"}, b"%PDF-1.7"))
+    server.route("/flaky", sometimes)
+    server.route("/empty", lambda r: (200, {"Content-Type": "text/html"}, b"<html><body></body></html>"))
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'news.db'}", write_feeds(tmp_path / "feeds.yaml", {"local": server.url("/feed.xml")}))
+
+    stats = run(settings)
+    assert stats["pages_fetched"] == 1 and stats["articles_stored"] == 1
+    rows = article_rows(settings)
+    assert rows["ok"].status == ArticleStatus.stored
+    assert rows["pdf"].status == ArticleStatus.skipped and "not an HTML page (application/pdf)" in (rows["pdf"].error or "")
+    assert rows["x"].status == ArticleStatus.skipped and "robots.txt" in (rows["x"].error or "")
+    assert rows["flaky"].status == ArticleStatus.failed and "HTTP 500" in (rows["flaky"].error or "")
+    assert rows["empty"].status == ArticleStatus.skipped and "no article text" in (rows["empty"].error or "")
+    assert "/private/x" not in server.paths()
+
+    again = run(settings)  # the flaky page is tried again and now works
+    assert again["pages_fetched"] == 1 and article_rows(settings)["flaky"].status == ArticleStatus.stored
+    with transaction(open_store(settings.db_url)) as session:
+        captures = session.scalars(select(Capture).where(Capture.kind == "page")).all()
+    assert sorted(c.status or 0 for c in captures).count(500) == 1, "every fetch is on record, failures too"
+
+
+def test_private_addresses_are_refused_unless_allowed(server: LocalServer, tmp_path: Path) -> None:
+    server.route("/feed.xml", lambda r: (200, {"Content-Type": "application/rss+xml"}, rss(server, "/ok")))
+    feeds = write_feeds(tmp_path / "feeds.yaml", {"local": server.url("/feed.xml")})
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'news.db'}", feeds).model_copy(update={"allow_private_networks": False})
+    stats = run(settings)
+    assert stats["feeds_failed"] == 1 and server.requests == []
+    assert "not a public address" in (feed_rows(settings)["local"].last_error or "")
+
+
+def test_a_feed_listing_the_same_story_twice_and_another_feed_listing_it_again(server: LocalServer, tmp_path: Path) -> None:
+    server.route("/ok", lambda r: (200, {"Content-Type": "text/html"}, ARTICLE.encode()))
+    body = rss(server, "/ok?utm_source=a", "/ok?utm_source=b&fbclid=1")
+    server.route("/a.xml", lambda r: (200, {"Content-Type": "application/rss+xml"}, body))
+    server.route("/b.xml", lambda r: (200, {"Content-Type": "application/rss+xml"}, rss(server, "/ok?utm_medium=email")))
+    feeds = write_feeds(tmp_path / "feeds.yaml", {"a": server.url("/a.xml"), "b": server.url("/b.xml")})
+    stats = run(make_settings(tmp_path, f"sqlite:///{tmp_path / 'news.db'}", feeds))
+    assert stats["entries_new"] == 3 and stats["articles_stored"] == 1
+    assert server.paths().count("/ok") == 1, "one story, fetched once"

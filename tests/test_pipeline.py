@@ -1,0 +1,102 @@
+"""The whole pass against the sample site, through the CLI, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from ingest.cli import main
+from ingest.db import open_store, session_factory
+from ingest.export import export_articles
+from ingest.models import Article, Entry, LshKey, Passage
+from ingest.sample_site import SampleSite, boilerplate, load_articles
+from ingest.sample_site.content import load_site
+
+
+def run_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, feeds: Path, db_url: str) -> None:
+    monkeypatch.setenv("INGEST_ALLOW_PRIVATE_NETWORKS", "1")
+    monkeypatch.setenv("INGEST_RAW_STORE", str(tmp_path / "raw"))
+    assert main(["run", "--feeds", str(feeds), "--db", db_url]) == 0
+
+
+def exported(db_url: str) -> list[dict[str, Any]]:
+    out = io.StringIO()
+    export_articles(db_url, out)
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def table_counts(db_url: str) -> dict[str, int]:
+    with session_factory(open_store(db_url))() as session:
+        return {model.__tablename__: session.scalar(select(func.count()).select_from(model)) for model in (Article, Entry, Passage, LshKey)}
+
+
+def check_sample_site_store(records: list[dict[str, Any]], base: str) -> None:
+    """What the sample site's ground truth says must hold in the store."""
+    site = load_site(base)
+    by_url = {r["url"]: r for r in records}
+    articles = load_articles(base)
+    assert sorted(by_url) == sorted(a.url for a in articles), "one stored article per story, canonical URLs"
+    assert len(records) == len(by_url), "no story stored twice"
+
+    for article in articles:
+        record = by_url[article.url]
+        assert set(record) >= {"url", "title", "published", "source", "text", "duplicate_of", "passages"}
+        assert record["text"] == "\n".join(p["text"] for p in record["passages"])
+        texts = [p["text"] for p in record["passages"]]
+        missing = [p for p in article.body if p not in texts]
+        assert not missing, f"{article.slug}: body paragraphs lost or merged: {missing}"
+        leaked = [b for b in boilerplate(article) if b in record["text"]]
+        assert not leaked, f"{article.slug}: boilerplate stored: {leaked}"
+        assert record["title"] == article.title
+        assert record["source"] == article.outlet
+        assert record["published"] is not None
+
+    copies = [a for a in articles if a.syndicates]
+    assert copies, "the sample site has a syndicated copy"
+    for copy in copies:
+        original = site.article(copy.syndicates)
+        record = by_url[copy.url]
+        assert record["duplicate_of"] == original.url
+        added = {e.copy for e in copy.edits if e.op == "add"}
+        for index, paragraph in enumerate(copy.body):
+            passage = next(p for p in record["passages"] if p["text"] == paragraph)
+            expected = None if index in added else original.url
+            assert passage["duplicate_of"] == expected, f"{copy.slug} paragraph {index}: {paragraph[:60]}"
+    assert not [r["url"] for r in records if r["duplicate_of"] and r["url"] not in {c.url for c in copies}]
+
+    for shared in site.shared_sentences:
+        for slug in shared.articles:
+            record = by_url[site.article(slug).url]
+            holder = next(p for p in record["passages"] if shared.text in p["text"])
+            assert holder["duplicate_of"] is None, "sharing one sentence is not near-duplication"
+
+
+def test_cli_run_stores_the_sample_site_and_a_second_run_changes_nothing(
+    sample_site: SampleSite, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    feeds = sample_site.write_feeds_file(tmp_path / "feeds.yaml")
+    run_cli(monkeypatch, tmp_path, feeds, db_url)
+    first = exported(db_url)
+    check_sample_site_store(first, sample_site.base_url)
+
+    seed_like = next(a for a in load_articles(sample_site.base_url) if a.slug.startswith("marlow-county"))
+    with session_factory(open_store(db_url))() as session:
+        article_id = session.scalar(select(Article.id).where(Article.url == seed_like.url))
+        links = session.scalars(select(Entry.link).where(Entry.article_id == article_id)).all()
+    assert len(links) == 2 and len(set(links)) == 2, "two tracking links, one article"
+
+    counts = table_counts(db_url)
+    run_cli(monkeypatch, tmp_path, feeds, db_url)
+    assert table_counts(db_url) == counts
+    assert exported(db_url) == first
+    with session_factory(open_store(db_url))() as session:
+        from ingest.models import Run
+
+        last = session.scalars(select(Run).order_by(Run.id.desc())).first()
+    assert last is not None
+    assert last.stats["feeds_not_modified"] == 4 and last.stats["entries_new"] == 0 and last.stats["articles_stored"] == 0
