@@ -1,0 +1,78 @@
+"""The news_ingest DAG: its shape, and whole runs with ``dag.test()`` against the sample site."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ingest.sample_site import SampleSite
+from tests.conftest import REPO
+from tests.test_pipeline import check_sample_site_store, exported, table_counts
+
+
+@pytest.fixture(scope="module")
+def airflow_db() -> None:
+    """A new Airflow metadata database in the session's AIRFLOW_HOME (see conftest)."""
+    from airflow.utils.db import resetdb
+
+    resetdb()
+
+
+@pytest.fixture(scope="module")
+def dag(airflow_db: None):  # type: ignore[no-untyped-def]
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert bag.import_errors == {}
+    return bag.get_dag("news_ingest")
+
+
+def test_dag_shape(dag) -> None:  # type: ignore[no-untyped-def]
+    from airflow.sdk import CronDataIntervalTimetable
+
+    assert isinstance(dag.timetable, CronDataIntervalTimetable), "real data intervals, for backfills"
+    assert set(dag.task_ids) == {"plan", "ingest_batch", "deduplicate", "summarize"}
+    for task in dag.tasks:
+        assert task.retries == 3
+        assert task.retry_exponential_backoff == 2.0, "a multiplier: True would mean no back-off in Airflow 3"
+    dedup = dag.get_task("deduplicate")
+    assert dedup.pool == "ingest_dedup" and dedup.max_active_tis_per_dag == 1
+    assert dag.get_task("deduplicate").upstream_task_ids == {"ingest_batch"}
+    assert dag.max_active_runs == 1
+
+
+def test_dag_file_stays_thin() -> None:
+    """Parsing the DAG file must not import the pipeline (no heavy work at top level)."""
+    code = (
+        "import sys, runpy; runpy.run_path(sys.argv[1]);"
+        "heavy = [m for m in ('ingest.pipeline', 'trafilatura', 'datasketch') if m in sys.modules];"
+        "print(heavy); sys.exit(1 if heavy else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(REPO / "dags" / "news_ingest.py")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_dag_test_ingests_the_sample_site(
+    dag, sample_site: SampleSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+) -> None:
+    db_url = f"sqlite:///{tmp_path / 'news.db'}"
+    monkeypatch.setenv("INGEST_FEEDS_FILE", str(sample_site.write_feeds_file(tmp_path / "feeds.yaml")))
+    monkeypatch.setenv("INGEST_DB_URL", db_url)
+    monkeypatch.setenv("INGEST_RAW_STORE", str(tmp_path / "raw"))
+    monkeypatch.setenv("INGEST_ALLOW_PRIVATE_NETWORKS", "1")
+
+    run = dag.test()
+    assert run.state == "success"
+    first = exported(db_url)
+    check_sample_site_store(first, sample_site.base_url)
+    summary = run.get_task_instance("summarize").xcom_pull(task_ids="summarize")
+    assert summary["articles_stored"] == len(first) and summary["duplicate_articles"] == 1
+
+    counts = table_counts(db_url)
+    again = dag.test()
+    assert again.state == "success"
+    assert table_counts(db_url) == counts and exported(db_url) == first
