@@ -26,7 +26,7 @@ _BOILERPLATE_CLASS = re.compile(
     r"(?:^|[-_])(?:"
     r"author[-_]?(?:box|bio|info|card|details|profile|block|about)|about[-_]?(?:the[-_]?)?author|td[-_]author[-_]\w+|"
     r"share|sharing|social|sharedaddy|addthis|sns|"
-    r"related|more[-_]?stories|recommended|also[-_]?read|most[-_]?(?:read|popular|viewed)|trending|"
+    r"related|more[-_]?stories|recommended|read[-_]?more|also[-_]?read|most[-_]?(?:read|popular|viewed)|trending|"
     r"taboola|outbrain|newsletter|subscribe|subscription|signup|paywall|"
     r"ad|ads|advert|advertisement|adsbygoogle|ad[-_]?(?:slot|container|unit|wrap|box)|sponsored|promo|dfp|gpt|"
     r"cookie|consent|gdpr|weather|caption|wp[-_]caption[-_]text|credit|photo[-_]?credit"
@@ -35,6 +35,7 @@ _BOILERPLATE_CLASS = re.compile(
 )
 _CAPTION_CLASS = re.compile(r"caption|credit", re.I)
 _PRUNE_MARK = "data-ingest-prune"
+_LABEL_ATTRIBUTES = ("class", "id", "data-qa", "data-testid", "data-component", "data-module")
 _CONTENT_CLASS = re.compile(r"(?:entry|article|post|story|main)[-_]?(?:content|body|text)|articlebody", re.I)
 _MAX_PRUNED_CHARS = 1500  # a container with more text than this is not boilerplate…
 _MAX_PRUNED_PARAGRAPHS = 1  # …nor one holding more paragraphs of 25 words or more
@@ -91,7 +92,7 @@ def _mark_boilerplate(tree: HtmlElement) -> list[Removal]:
             continue
         if any(ancestor.get(_PRUNE_MARK) for ancestor in element.iterancestors()):
             continue
-        label = " ".join(filter(None, (element.get("class"), element.get("id"))))
+        label = " ".join(filter(None, (element.get(name) for name in _LABEL_ATTRIBUTES)))
         tokens = [token for token in label.split() if _BOILERPLATE_CLASS.search(token)]
         if element.tag == "figcaption":
             tokens.append("figcaption")

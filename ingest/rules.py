@@ -33,8 +33,17 @@ _CAPTION_LEAD = re.compile(
 )
 _CAPTION_LABEL = re.compile(r"^(?:photo|photograph|image|picture|pictured|caption|credit|photo credit|file photo)\s*[:：]", re.I)
 _END_CREDIT = re.compile(r"[\[(（]\s*([^\[\]()（）]{1,80})\s*[\])）]\s*$")
+_PHOTO_AGENCIES = r"getty images|afp via getty images|shutterstock|istock(?:photo)?|alamy|unsplash|pexels|epa(?:-efe)?"
 _PHOTO_CREDIT = re.compile(
-    rf"^(?:photo|photograph|image|picture|video|graphic)s?\b|\bphotos?\b|^(?:{_AGENCIES})\b|^[A-Z][A-Z .&/-]+$", re.I
+    rf"^(?:photo|photograph|image|picture|video|graphic)s?\b|\bphotos?\b|^(?:사진|图|圖|写真)\s*[=:：/]|^(?:{_PHOTO_AGENCIES})\b",
+    re.I,
+)
+_AGENCY_CREDIT = re.compile(rf"^(?:{_AGENCIES})\b|^[A-Z][A-Z .&/-]+$", re.I)
+# "…on Monday. AP Photo/Daniel Ruiz", "… REUTERS/Jane Doe", "…记者 赵峰 摄": credits without brackets
+_BARE_CREDIT = re.compile(
+    rf"(?:^|[.!?。]\s*)(?:(?:AP|AFP|Reuters|REUTERS|EPA|Yonhap|{_PHOTO_AGENCIES})(?: Photo)?/[\w .'-]{{2,40}}|"
+    r"Photo(?:graph)?(?: by|:) [\w .'/-]{2,40})$|\S{2,5}\s*摄$",
+    re.I,
 )
 
 _AD_MARKER = re.compile(
@@ -53,8 +62,13 @@ _CREDIT = re.compile(
     r"research|fact[- ]checking)(?: and \w+)? by\b",
     re.I,
 )
-_CJK_CREDIT = re.compile(r"^(?:责任编辑|責任編輯|编辑|編輯|来源|來源|记者|記者|출처|편집|사진)\s*[:：]")
-_COPYRIGHT = re.compile(r"^(?:©|\(c\)|copyright\b)|\ball rights reserved\b|무단\s*전재|転載", re.I)
+_CJK_CREDIT = re.compile(r"^(?:责任编辑|責任編輯|编辑|編輯|来源|來源|记者|記者|原标题|原標題|출처|편집|사진)\s*[:：]")
+_CJK_BYLINE = re.compile(r"^(?:文|文字|撰文|本报记者|本報記者|记者|記者)\s*[/／:：]?\s*\S.{0,40}$")
+_COPYRIGHT = re.compile(
+    r"^(?:©|\(c\)|copyright\b)|\ball rights reserved\b|무단\s*전재|転載|版权所有|版權所有|未经授权不得转载|未經授權不得轉載|"
+    r"禁止转载|\bcontributed(?: reporting)? to this (?:report|story|article)\b",
+    re.I,
+)
 _AGENCY_ONLY = re.compile(rf"^[\W_]*(?:{_AGENCIES})(?: news(?: agency)?)?[\W_]*$", re.I)
 _TEMPERATURE = re.compile(r"^-?\d{1,3}(?:[.,]\d)?\s*°?\s*[FC]$", re.I)
 _DATE_LINE = re.compile(
@@ -76,10 +90,10 @@ _PROMPTS: dict[str, re.Pattern[str]] = {
         re.I,
     ),
     "related_links": re.compile(
-        r"^(?:related(?: stories| articles| coverage| news| content| reading| links)?|read more|read also|also read|"
+        r"^[\[【]?\s*(?:related(?: stories| articles| coverage| news| content| reading| links)?|read more|read also|also read|"
         r"see also|more from [^:]{1,40}|more stories|most read|most popular|most viewed|trending(?: now)?|"
         r"recommended(?: for you| stories)?|you may also like|you might also like|editor'?s picks|"
-        r"top stories|latest news|관련\s*기사)\s*(?:[:：»>|-]|$)",
+        r"top stories|latest news|관련\s*기사|相关新闻|相關新聞|相关阅读|関連記事)\s*[\]】]?\s*(?:[:：»>|-]|$|(?<=[\]】]))",
         re.I,
     ),
     "newsletter_prompt": re.compile(
@@ -99,8 +113,9 @@ _PROMPTS: dict[str, re.Pattern[str]] = {
         re.I,
     ),
     "follow_prompt": re.compile(
-        r"^(?:follow us\b|follow [\w .@'-]{1,40} on (?:facebook|twitter|x|instagram|youtube|telegram|tiktok|threads)\b|"
-        r"like us on facebook|join (?:us|our \w+) on (?:facebook|telegram|whatsapp))",
+        r"^(?:follow us\b|follow [\w .@'-]{1,40} on (?:facebook|twitter|x|instagram|youtube|telegram|tiktok|threads|"
+        r"bluesky|mastodon|linkedin|whatsapp|kakaotalk|line)\b|like us on facebook|join (?:us|our \w+) on (?:facebook|telegram|whatsapp))|"
+        r"扫码关注|掃碼關注|关注.{0,20}公众号|關注.{0,20}公眾號",
         re.I,
     ),
 }
@@ -197,7 +212,7 @@ def byline(page: Page) -> dict[int, str | None]:
             names = re.sub(_BRACKETED_EMAIL, "", match.group(1)).split(",")[0]
             page.names.update(normalize(n) for n in re.split(r"\band\b|&", names, flags=re.I) if n.strip())
             found[i] = None
-        elif _KOREAN_BYLINE.match(text) or _ONLY_EMAIL.match(text):
+        elif _KOREAN_BYLINE.match(text) or _ONLY_EMAIL.match(text) or _CJK_BYLINE.match(text):
             found[i] = None
         elif _BRACKETED_EMAIL.search(text) and len(_words(text)) <= 20:
             found[i] = "contact line"
@@ -213,7 +228,7 @@ def credit_line(page: Page) -> dict[int, str | None]:
         if _CREDIT.match(text) and len(_words(text)) <= 40:
             found[i] = "reporting/editing credit"
         elif _COPYRIGHT.search(text) and len(_words(text)) <= 30:
-            found[i] = "copyright line"
+            found[i] = "copyright or contributor line"
         elif _AGENCY_ONLY.match(text):
             found[i] = "agency credit"
         elif _CJK_CREDIT.match(text) and len(text) <= 60:
@@ -224,14 +239,21 @@ def credit_line(page: Page) -> dict[int, str | None]:
 def _is_caption(text: str) -> bool:
     if _CAPTION_LEAD.match(text) or _CAPTION_LABEL.match(text):
         return True
+    if len(_words(text)) > 60:
+        return False
+    if _BARE_CREDIT.search(text):
+        return True
     credit = _END_CREDIT.search(text)
-    if not credit or len(_words(text)) > 60:
+    if not credit:
         return False
     inner = credit.group(1).strip()
-    if not _PHOTO_CREDIT.search(inner):
+    if _PHOTO_CREDIT.search(inner):
+        return True
+    if not _AGENCY_CREDIT.match(inner):
         return False
-    shouted = inner.isupper() and len(inner) > 1
-    return shouted or "photo" in inner.lower() or bool(_PHOTO_WORDS.search(text[: credit.start()]))
+    # A news agency in brackets also ends story paragraphs: only a shouted credit
+    # ([YONHAP]) or words that describe a picture make it a caption.
+    return (inner.isupper() and len(inner) > 1) or bool(_PHOTO_WORDS.search(text[: credit.start()]))
 
 
 def photo_caption(page: Page) -> dict[int, str | None]:
