@@ -1,0 +1,111 @@
+"""``make demo`` and ``make airflow``: the bundled sample site, ingested through real Airflow.
+
+``python -m ingest.demo`` serves the sample site on loopback, runs the
+``news_ingest`` DAG once with ``airflow dags test`` on SQLite, and prints the
+run summary and where the data went. ``--standalone`` starts ``airflow
+standalone`` instead (scheduler, API server and UI on http://localhost:8080)
+with the pools imported and the DAG unpaused. Airflow is driven through its
+command line, so this package still imports nothing from Airflow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+from rich.console import Console
+from sqlalchemy import select
+
+from ingest.cli import summary_table
+from ingest.db import open_store, safe_url, session_factory
+from ingest.models import Run
+from ingest.sample_site import serve
+
+REPO = Path(__file__).resolve().parents[1]
+DAGS = REPO / "dags"
+console = Console(soft_wrap=True)
+
+
+def airflow_env(home: Path, extra: dict[str, str]) -> dict[str, str]:
+    """Environment for Airflow commands: our own home, our dags folder, no examples."""
+    env = dict(os.environ)
+    env.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__DAGS_FOLDER=str(DAGS),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        **extra,
+    )
+    return env
+
+
+def _airflow(args: list[str], env: dict[str, str], log: Path) -> None:
+    with log.open("a") as handle:
+        done = subprocess.run([shutil.which("airflow", path=env["PATH"]) or "airflow", *args], env=env, stdout=handle, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        tail = log.read_text(errors="replace").splitlines()[-30:]
+        console.print("\n".join(tail), markup=False, highlight=False)
+        raise SystemExit(f"`airflow {' '.join(args)}` failed (exit {done.returncode}); full log: {log}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ingest.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("data/demo"), help="where the demo keeps its files")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("INGEST_DEMO_PORT", "8765")), help="sample site port (0: any free port)")
+    parser.add_argument("--standalone", action="store_true", help="start `airflow standalone` (the UI) instead of one `airflow dags test`")
+    args = parser.parse_args(argv)
+    if not (DAGS / "news_ingest.py").exists():
+        raise SystemExit(f"no DAG at {DAGS}: run the demo from a clone of the repository (pip install -e .)")
+
+    data = args.data.resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    db_url = os.environ.get("INGEST_DB_URL", f"sqlite:///{data / 'news.db'}")
+    with ExitStack() as stack:
+        feeds_file = os.environ.get("INGEST_FEEDS_FILE")
+        if not feeds_file:
+            try:
+                site = stack.enter_context(serve(port=args.port))
+            except OSError:  # the port is taken: any free one (feeds then look new to the store)
+                site = stack.enter_context(serve(port=0))
+            feeds_file = str(data / "feeds.yaml")
+            site.write_feeds_file(feeds_file)
+            console.print(f"sample site: {site.base_url}  ({len(site.feeds)} feeds, listed in {feeds_file})")
+        env = airflow_env(
+            data / "airflow",
+            {
+                "INGEST_FEEDS_FILE": feeds_file,
+                "INGEST_DB_URL": db_url,
+                "INGEST_RAW_STORE": os.environ.get("INGEST_RAW_STORE", str(data / "raw")),
+                "INGEST_ALLOW_PRIVATE_NETWORKS": os.environ.get("INGEST_ALLOW_PRIVATE_NETWORKS", "1"),
+            },
+        )
+        log = data / "airflow.log"
+        console.print(f"preparing Airflow in {data / 'airflow'} (log: {log}) …")
+        _airflow(["db", "migrate"], env, log)
+        _airflow(["pools", "import", str(DAGS / "pools.json")], env, log)
+        if args.standalone:
+            _airflow(["dags", "reserialize"], env, log)
+            _airflow(["dags", "unpause", "news_ingest"], env, log)
+            console.print("starting `airflow standalone`: UI at http://localhost:8080, user admin, password in "
+                          f"{data / 'airflow' / 'simple_auth_manager_passwords.json.generated'} (Ctrl-C stops it)")
+            return subprocess.run([shutil.which("airflow", path=env["PATH"]) or "airflow", "standalone"], env=env).returncode
+        console.print("running the news_ingest DAG once with `airflow dags test` …")
+        _airflow(["dags", "test", "news_ingest"], env, log)
+
+    with session_factory(open_store(db_url))() as session:
+        run = session.scalars(select(Run).order_by(Run.id.desc()).limit(1)).one()
+    console.print(f"news_ingest run {run.run_id}:")
+    console.print(summary_table(run.stats))
+    console.print(f"news store: {safe_url(db_url)}\nraw archive: {env['INGEST_RAW_STORE']}\nAirflow log: {log}")
+    console.print(f"next: .venv/bin/ingest export --db {db_url} | head -c 2000")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
