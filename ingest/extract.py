@@ -1,6 +1,7 @@
 """From page bytes to clean paragraphs and metadata.
 
-trafilatura finds the main text and the metadata. Before it runs, page
+trafilatura finds the main text; ``ingest.metadata`` reads what the page
+declares about itself. Before trafilatura runs, page
 regions whose class or id names them as boilerplate (author boxes, share
 bars, related links, ads, newsletter and cookie prompts, captions) are
 pruned, and their text is remembered so that a caption pasted again as a
@@ -12,40 +13,42 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 
-import py3langid
 import trafilatura
+from lxml import etree
 from lxml.html import HtmlElement
 from trafilatura.utils import load_html
 
+from ingest.metadata import language, page_metadata
 from ingest.passages import split_passages
 from ingest.rules import Page, Removal, apply_rules
 
-_BOILERPLATE_CLASS = re.compile(
-    r"(?:^|[-_])(?:"
-    r"author[-_]?(?:box|bio|info|card|details|profile|block|about)|about[-_]?(?:the[-_]?)?author|td[-_]author[-_]\w+|"
-    r"share|sharing|social|sharedaddy|addthis|sns|"
-    r"related|more[-_]?stories|recommended|read[-_]?more|also[-_]?read|most[-_]?(?:read|popular|viewed)|trending|"
-    r"taboola|outbrain|newsletter|subscribe|subscription|signup|paywall|"
-    r"ad|ads|advert|advertisement|adsbygoogle|ad[-_]?(?:slot|container|unit|wrap|box)|sponsored|promo|dfp|gpt|"
-    r"cookie|consent|gdpr|weather|caption|wp[-_]caption[-_]text|credit|photo[-_]?credit"
-    r")(?:$|[-_])",
-    re.I,
+# Words in class/id/data-* values that name boilerplate: single words, and pairs of
+# adjacent words ("author-box", "most_read", "AuthorBio" split at case changes).
+_BOILERPLATE_WORDS = frozenset(
+    "share sharing sharebar social sharedaddy addthis sns related recommended trending taboola outbrain newsletter "
+    "newsletters subscribe subscription signup paywall ad ads advert adverts advertisement advertising adsbygoogle "
+    "adslot adunit sponsored promo dfp gpt cookie cookies consent gdpr weather caption captions credit credits "
+    "byline mailmagazine".split()
+)
+_BOILERPLATE_PAIRS = frozenset(
+    {(a, b) for a in ("author", "writer", "contributor", "reporter") for b in ("box", "bio", "info", "card", "details", "profile", "block", "about")}
+    | {("about", "author"), ("about", "the"), ("td", "author"), ("most", "read"), ("most", "popular"), ("most", "viewed"),
+       ("read", "more"), ("also", "read"), ("more", "stories"), ("photo", "credit"), ("mail", "magazine")}
+)
+_SEPARATORS = str.maketrans("-_.:", "    ")
+_CASE_CHANGE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_LABELS = etree.XPath(
+    "//@class | //@id | //@data-qa | //@data-testid | //@data-component | //@data-module | //figcaption"
 )
 _CAPTION_CLASS = re.compile(r"caption|credit", re.I)
 _PRUNE_MARK = "data-ingest-prune"
+_NEVER_PRUNED = frozenset({"html", "body", "article", "main", "script", "style"})
 _LABEL_ATTRIBUTES = ("class", "id", "data-qa", "data-testid", "data-component", "data-module")
 _CONTENT_CLASS = re.compile(r"(?:entry|article|post|story|main)[-_]?(?:content|body|text)|articlebody", re.I)
 _MAX_PRUNED_CHARS = 1500  # a container with more text than this is not boilerplate…
 _MAX_PRUNED_PARAGRAPHS = 1  # …nor one holding more paragraphs of 25 words or more
-_META_LANGUAGE = ("//html/@lang", "//meta[@property='og:locale']/@content", "//meta[@http-equiv='content-language']/@content")
-_PUBLISHED_XPATH = (
-    "//meta[@property='article:published_time' or @name='article:published_time' or @property='og:article:published_time'"
-    " or @itemprop='datePublished' or @name='pubdate' or @name='publishdate' or @name='date']/@content"
-    " | //*[@itemprop='datePublished']/@datetime | //article//time[@datetime][1]/@datetime"
-)
-_LD_PUBLISHED = re.compile(r'"datePublished"\s*:\s*"([^"]+)"')
 _CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([\w-]+)""", re.I)
 
 
@@ -84,60 +87,47 @@ def _long_paragraphs(element: HtmlElement) -> int:
     return sum(1 for p in element.iter("p") if len(p.text_content().split()) >= 25)
 
 
+def _label(element: HtmlElement) -> str:
+    return " ".join(filter(None, (element.get(name) for name in _LABEL_ATTRIBUTES)))
+
+
+def _names_boilerplate(text: str) -> bool:
+    words = (text if text.islower() else _CASE_CHANGE.sub(" ", text)).translate(_SEPARATORS).lower().split()
+    return not (_BOILERPLATE_WORDS.isdisjoint(words) and _BOILERPLATE_PAIRS.isdisjoint(zip(words, words[1:])))
+
+
+def _token(value: str) -> str | None:
+    """The whitespace-separated part of an attribute value that names boilerplate."""
+    if not _names_boilerplate(value):  # the common case, in one pass over the whole value
+        return None
+    return next((token for token in value.split() if _names_boilerplate(token)), None)
+
+
 def _mark_boilerplate(tree: HtmlElement) -> list[Removal]:
-    """Mark boilerplate containers for trafilatura's ``prune_xpath``; return what they held."""
+    """Mark boilerplate containers for trafilatura's ``prune_xpath``; return what they held.
+
+    Only attribute values (and figcaptions) are visited, in document order; a
+    container inside one already marked is skipped."""
     removed: list[Removal] = []
-    for element in tree.iter():
-        if not isinstance(element.tag, str) or element.tag in ("html", "body", "article", "main"):
-            continue
-        if any(ancestor.get(_PRUNE_MARK) for ancestor in element.iterancestors()):
-            continue
-        label = " ".join(filter(None, (element.get(name) for name in _LABEL_ATTRIBUTES)))
-        tokens = [token for token in label.split() if _BOILERPLATE_CLASS.search(token)]
-        if element.tag == "figcaption":
-            tokens.append("figcaption")
-        if not tokens or _CONTENT_CLASS.search(label):
+    marked: set[HtmlElement] = set()
+    for node in _LABELS(tree):
+        if isinstance(node, str):
+            token, element = _token(node), node.getparent()
+            if token is None or _CONTENT_CLASS.search(_label(element)):
+                continue
+        else:
+            token, element = "figcaption", node
+        if element.tag in _NEVER_PRUNED or element in marked or any(a in marked for a in element.iterancestors()):
             continue
         text = " ".join(element.text_content().split())
         if len(text) > _MAX_PRUNED_CHARS or _long_paragraphs(element) > _MAX_PRUNED_PARAGRAPHS:
             continue
-        element.set(_PRUNE_MARK, tokens[0])
+        marked.add(element)
+        element.set(_PRUNE_MARK, token)
         if text:
-            removed.append(Removal("html_" + ("caption" if _CAPTION_CLASS.search(tokens[0]) or tokens[0] == "figcaption" else "block"), text, tokens[0]))
+            rule = "html_caption" if token == "figcaption" or _CAPTION_CLASS.search(token) else "html_block"
+            removed.append(Removal(rule, text, token))
     return removed
-
-
-def _parse_datetime(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
-
-
-def _published(tree: HtmlElement, fallback: str | None) -> datetime | None:
-    """The publication time the page declares, to the second when it says so;
-    trafilatura's date (a day) otherwise."""
-    for value in tree.xpath(_PUBLISHED_XPATH):
-        if (parsed := _parse_datetime(str(value))) is not None:
-            return parsed
-    for script in tree.xpath("//script[@type='application/ld+json']/text()"):
-        if (match := _LD_PUBLISHED.search(script)) and (parsed := _parse_datetime(match.group(1))) is not None:
-            return parsed
-    return _parse_datetime(fallback)
-
-
-def _language(tree: HtmlElement, text: str) -> str | None:
-    for xpath in _META_LANGUAGE:
-        for value in tree.xpath(xpath):
-            code = re.split(r"[-_]", str(value).strip())[0].lower()
-            if re.fullmatch(r"[a-z]{2,3}", code):
-                return code
-    if len(text) >= 40:
-        return py3langid.classify(text)[0]
-    return None
 
 
 def extract_page(html: str, url: str | None = None) -> Extraction:
@@ -145,6 +135,7 @@ def extract_page(html: str, url: str | None = None) -> Extraction:
     tree = load_html(html)
     if tree is None:
         return Extraction(paragraphs=[])
+    meta = page_metadata(tree, url)
     pruned = _mark_boilerplate(tree)
     document = trafilatura.bare_extraction(
         tree,
@@ -152,26 +143,22 @@ def extract_page(html: str, url: str | None = None) -> Extraction:
         favor_precision=True,
         include_comments=False,
         include_tables=True,
-        with_metadata=True,
         prune_xpath=f"//*[@{_PRUNE_MARK}]",
-        date_extraction_params={"extensive_search": True, "original_date": True},
     )
-    if document is None:
-        return Extraction(paragraphs=[], removed=pruned)
     page = Page(
-        paragraphs=split_passages(document.text or ""),
-        title=document.title,
-        author=document.author,
+        paragraphs=split_passages(document.text or "") if document is not None else [],
+        title=meta.title,
+        author=meta.author,
         html_captions=[r.text for r in pruned if r.rule == "html_caption"],
     )
     paragraphs, removed = apply_rules(page)
     return Extraction(
         paragraphs=paragraphs,
         removed=pruned + removed,
-        title=document.title,
-        author=document.author,
-        published=_published(tree, document.date),
-        url=document.url,
-        site_name=document.sitename,
-        language=_language(tree, "\n".join(paragraphs)),
+        title=meta.title,
+        author=meta.author,
+        published=meta.published,
+        url=meta.url,
+        site_name=meta.site_name,
+        language=language(tree, "\n".join(paragraphs)),
     )

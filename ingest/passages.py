@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
+import regex
 import xxhash
 
 _QUOTES = str.maketrans(
@@ -20,6 +21,7 @@ _QUOTES = str.maketrans(
     }
 )
 _SPACES = re.compile(r"\s+")
+_NOT_TEXT = regex.compile(r"[\p{P}\p{Z}\p{C}\s]+")  # punctuation, separators, controls
 
 
 def split_passages(text: str) -> list[str]:
@@ -30,8 +32,7 @@ def split_passages(text: str) -> list[str]:
 def normalize(passage: str) -> str:
     """NFKC, case folded, quotes and dashes folded, punctuation dropped, spaces collapsed."""
     folded = unicodedata.normalize("NFKC", passage).casefold().translate(_QUOTES)
-    kept = "".join(" " if unicodedata.category(ch)[0] in "PZC" else ch for ch in folded)
-    return _SPACES.sub(" ", kept).strip()
+    return _NOT_TEXT.sub(" ", folded).strip()
 
 
 def norm_hash(normalized: str) -> int:

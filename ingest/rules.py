@@ -10,6 +10,7 @@ is worse than a stray credit line kept.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -155,22 +156,39 @@ class Page:
     html_captions: list[str] = field(default_factory=list)  # captions dropped with the page's figure markup
     removed: dict[int, Removal] = field(default_factory=dict)
     names: set[str] = field(default_factory=set)  # normalised author names seen in bylines and author boxes
+    _normal: dict[int, str] = field(default_factory=dict)
     _shingles: dict[int, set[bytes]] = field(default_factory=dict)
+    _lengths: dict[int, int] = field(default_factory=dict)
 
     def kept(self) -> list[tuple[int, str]]:
         return [(i, p) for i, p in enumerate(self.paragraphs) if i not in self.removed]
 
+    def length(self, index: int) -> int:
+        """Words in the paragraph."""
+        if index not in self._lengths:
+            self._lengths[index] = len(_words(self.paragraphs[index]))
+        return self._lengths[index]
+
+    def normal(self, index: int) -> str:
+        if index not in self._normal:
+            self._normal[index] = normalize(self.paragraphs[index])
+        return self._normal[index]
+
     def shingles(self, index: int) -> set[bytes]:
         if index not in self._shingles:
-            self._shingles[index] = shingles(normalize(self.paragraphs[index]), 5)
+            self._shingles[index] = shingles(self.normal(index), 5)
         return self._shingles[index]
 
 
 Rule = Callable[[Page], dict[int, str | None]]
 
 
+_WORD = re.compile(r"[\w'’.-]+")
+_NAME_PUNCTUATION = re.compile(r"[\d:;,.!?]")
+
+
 def _words(text: str) -> list[str]:
-    return re.findall(r"[\w'’.-]+", text)
+    return _WORD.findall(text)
 
 
 def _looks_like_names(text: str) -> bool:
@@ -183,7 +201,7 @@ def _looks_like_names(text: str) -> bool:
 
 def _looks_like_name_line(text: str) -> bool:
     """A short line of capitalised words without digits or sentence punctuation."""
-    return not re.search(r"[\d:;,.!?]", text) and len(_words(text)) <= 6 and _looks_like_names(text)
+    return not _NAME_PUNCTUATION.search(text) and len(_words(text)) <= 6 and _looks_like_names(text)
 
 
 def ad_marker(page: Page) -> dict[int, str | None]:
@@ -194,7 +212,7 @@ def weather_widget(page: Page) -> dict[int, str | None]:
     """Temperature, city and date lines of a site header, before the first real paragraph."""
     lead: list[int] = []
     for i, p in page.kept():
-        if len(_words(p)) > 6 or p.rstrip().endswith((".", "!", "?", "”", '"')):
+        if page.length(i) > 6 or p.rstrip().endswith((".", "!", "?", "”", '"')):
             break
         lead.append(i)
     if not any(_TEMPERATURE.match(page.paragraphs[i].strip()) for i in lead):
@@ -214,7 +232,7 @@ def byline(page: Page) -> dict[int, str | None]:
             found[i] = None
         elif _KOREAN_BYLINE.match(text) or _ONLY_EMAIL.match(text) or _CJK_BYLINE.match(text):
             found[i] = None
-        elif _BRACKETED_EMAIL.search(text) and len(_words(text)) <= 20:
+        elif page.length(i) <= 20 and _BRACKETED_EMAIL.search(text):
             found[i] = "contact line"
         elif author and normalize(re.sub(r"^by\s+", "", text, flags=re.I)) == author:
             found[i] = "the page's author"
@@ -225,9 +243,9 @@ def credit_line(page: Page) -> dict[int, str | None]:
     found: dict[int, str | None] = {}
     for i, p in page.kept():
         text = p.strip()
-        if _CREDIT.match(text) and len(_words(text)) <= 40:
+        if _CREDIT.match(text) and page.length(i) <= 40:
             found[i] = "reporting/editing credit"
-        elif _COPYRIGHT.search(text) and len(_words(text)) <= 30:
+        elif page.length(i) <= 30 and _COPYRIGHT.search(text):
             found[i] = "copyright or contributor line"
         elif _AGENCY_ONLY.match(text):
             found[i] = "agency credit"
@@ -236,10 +254,10 @@ def credit_line(page: Page) -> dict[int, str | None]:
     return found
 
 
-def _is_caption(text: str) -> bool:
+def _is_caption(text: str, words: int) -> bool:
     if _CAPTION_LEAD.match(text) or _CAPTION_LABEL.match(text):
         return True
-    if len(_words(text)) > 60:
+    if words > 60:
         return False
     if _BARE_CREDIT.search(text):
         return True
@@ -261,7 +279,7 @@ def photo_caption(page: Page) -> dict[int, str | None]:
     found: dict[int, str | None] = {}
     captions = [shingles(normalize(c), 5) for c in page.html_captions if len(c) > 20]
     for i, p in page.kept():
-        if _is_caption(p.strip()):
+        if _is_caption(p.strip(), page.length(i)):
             found[i] = None
         elif any(jaccard(page.shingles(i), c) >= _CAPTION_ECHO for c in captions):
             found[i] = "repeats a figure caption"
@@ -275,16 +293,19 @@ def repeated_passage(page: Page) -> dict[int, str | None]:
     the bio). Other repeats are story text; deduplication links them to their first copy."""
     found: dict[int, str | None] = {}
     kept = page.kept()
+    lines = Counter(page.normal(i) for i, _ in kept if page.length(i) <= 6)
     for i, p in kept:
         for j, removal in page.removed.items():
-            if jaccard(page.shingles(i), page.shingles(j)) >= _NEAR_REPEAT:
-                found[i] = f"repeats paragraph {j + 1} ({removal.rule})"
-                break
+            # Jaccard >= 0.8 needs lengths within 0.8 of each other: skip the shingling otherwise.
+            if _NEAR_REPEAT * len(page.paragraphs[j]) <= len(p) * 1.1 and _NEAR_REPEAT * len(p) <= len(page.paragraphs[j]) * 1.1:
+                if jaccard(page.shingles(i), page.shingles(j)) >= _NEAR_REPEAT:
+                    found[i] = f"repeats paragraph {j + 1} ({removal.rule})"
+                    break
         else:
-            line = normalize(p)
-            if not _looks_like_name_line(p) or sum(normalize(q) == line for _, q in kept) < 2:
+            if page.length(i) > 6 or lines[page.normal(i)] < 2 or not _looks_like_name_line(p):
                 continue
-            if any(normalize(q).startswith(line + " ") and len(_words(q)) >= 12 for _, q in kept[-_TAIL:]):
+            line = page.normal(i)
+            if any(page.normal(k).startswith(line + " ") and page.length(k) >= 12 for k, _ in kept[-_TAIL:]):
                 page.names.add(line)
                 found[i] = "name in an author box"
     return found
@@ -302,10 +323,10 @@ def author_bio(page: Page) -> dict[int, str | None]:
             if n + 1 < len(kept):
                 found[kept[n + 1][0]] = "after 'About the author'"
     for i, p in kept[-_TAIL:]:
-        text = normalize(p)
-        if any(text.startswith(name + " ") for name in names) and 12 <= len(_words(p)) <= 120:
+        text = page.normal(i)
+        if any(text.startswith(name + " ") for name in names) and 12 <= page.length(i) <= 120:
             found.setdefault(i, "starts with the author's name")
-        elif _BIO.match(p.strip()) and len(_words(p)) <= 80:
+        elif page.length(i) <= 80 and _BIO.match(p.strip()):
             found.setdefault(i, "reads like an author bio")
     return found
 
@@ -317,19 +338,25 @@ _SOCIAL = frozenset(
 )
 
 
+_SOCIAL_LEADS = _SOCIAL - {"this", "on", "via", "with"}
+_SOCIAL_WORD = re.compile(r"[\w-]+")
+
+
 def share_prompt(page: Page) -> dict[int, str | None]:
     """A line made only of share/print/e-mail words and social network names."""
     found: dict[int, str | None] = {}
     for i, p in page.kept():
-        words = [w.lower() for w in re.findall(r"[\w-]+", p)]
-        if words and len(words) <= 16 and words[0] in _SOCIAL - {"this", "on", "via", "with"} and all(w in _SOCIAL for w in words):
+        if page.length(i) > 16:
+            continue
+        words = [w.lower() for w in _SOCIAL_WORD.findall(p)]
+        if words and words[0] in _SOCIAL_LEADS and all(w in _SOCIAL for w in words):
             found[i] = None
     return found
 
 
 def _prompt_rule(name: str, pattern: re.Pattern[str]) -> Rule:
     def rule(page: Page) -> dict[int, str | None]:
-        return {i: None for i, p in page.kept() if len(_words(p)) <= 40 and pattern.search(p.strip())}
+        return {i: None for i, p in page.kept() if page.length(i) <= 40 and pattern.search(p.strip())}
 
     rule.__name__ = name
     return rule

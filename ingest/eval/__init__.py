@@ -1,0 +1,1 @@
+"""Evaluation commands: ``python -m ingest.eval extraction`` (and more to come)."""

@@ -1,0 +1,84 @@
+"""Extraction quality and speed on the article-extraction-benchmark, side by side with plain trafilatura.
+
+Every system reads the same decoded pages in the same run; only the extraction
+call is timed. Plain trafilatura runs with its own settings (default,
+``favor_precision``, ``favor_recall``); "news-ingest" is ``ingest.extract.extract_page``
+(pruning, trafilatura with ``favor_precision``, the news rules).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trafilatura
+
+from ingest.eval.metrics import Match, Scores, bootstrap, match, scores
+from ingest.extract import Extraction, decode_html, extract_page
+
+Extractor = Callable[[str, str | None], str]
+METADATA = ("title", "author", "published", "url", "site_name", "language")
+
+
+def _plain(**options: bool) -> Extractor:
+    def run(html: str, url: str | None) -> str:
+        return trafilatura.extract(html, url=url, **options) or ""
+
+    return run
+
+
+SYSTEMS: dict[str, Extractor] = {
+    "trafilatura (default)": _plain(),
+    "trafilatura favor_precision": _plain(favor_precision=True),
+    "trafilatura favor_recall": _plain(favor_recall=True),
+}
+
+
+@dataclass
+class Row:
+    name: str
+    matches: list[Match] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def result(self, rounds: int) -> tuple[Scores, Scores, float]:
+        return scores(self.matches), bootstrap(self.matches, rounds), len(self.matches) / self.seconds
+
+
+@dataclass
+class Report:
+    pages: int
+    rows: list[Row]
+    filled: dict[str, int]  # metadata field → pages where news-ingest found it
+
+
+def load_benchmark(root: Path) -> list[tuple[str, str, str | None, str]]:
+    """(key, decoded html, url, true article body) per page, sorted by key."""
+    truth = json.loads((root / "ground-truth.json").read_text(encoding="utf-8"))
+    pages = []
+    for key in sorted(truth):
+        html = decode_html(gzip.decompress((root / "html" / f"{key}.html.gz").read_bytes()))
+        pages.append((key, html, truth[key].get("url"), truth[key].get("articleBody", "")))
+    return pages
+
+
+def evaluate(root: Path, limit: int | None = None) -> Report:
+    pages = load_benchmark(root)[:limit]
+    rows = {name: Row(name) for name in [*SYSTEMS, "news-ingest"]}
+    filled = dict.fromkeys(METADATA, 0)
+    for _key, html, url, truth in pages:
+        for name, extract in SYSTEMS.items():
+            started = time.perf_counter()
+            text = extract(html, url)
+            rows[name].seconds += time.perf_counter() - started
+            rows[name].matches.append(match(truth, text))
+        started = time.perf_counter()
+        ours: Extraction = extract_page(html, url)
+        rows["news-ingest"].seconds += time.perf_counter() - started
+        rows["news-ingest"].matches.append(match(truth, ours.text))
+        for name in METADATA:
+            filled[name] += getattr(ours, name) is not None
+    return Report(len(pages), list(rows.values()), filled)
