@@ -26,3 +26,23 @@ class Counts:
             for field in fields(cls):
                 setattr(result, field.name, getattr(result, field.name) + part.get(field.name, 0))
         return result
+
+
+@dataclass
+class RunStats(Counts):
+    """The run summary: what the DAG's summarize task logs and ``ingest run`` prints."""
+
+    batches_failed: int = 0
+    feeds_fetched: int = 0
+    feeds_not_modified: int = 0
+    feeds_failed: int = 0
+    feeds_backing_off: int = 0
+    entries_new: int = 0
+    articles_new: int = 0
+    pages_fetched: int = 0
+    pages_failed: int = 0
+    pages_skipped: int = 0
+    articles_stored: int = 0
+    duplicate_articles: int = 0
+    passages_stored: int = 0
+    duplicate_passages: int = 0

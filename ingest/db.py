@@ -66,9 +66,11 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        # Take the write lock when the transaction starts: a read transaction
+        # Writers take the write lock when the transaction starts: a read transaction
         # that later writes can fail with SQLITE_BUSY, which busy_timeout cannot fix.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Readers (see ``reading``) begin deferred and never block the pipeline.
+        readonly = connection.get_execution_options().get("ingest_readonly", False)
+        connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -81,6 +83,13 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 def transaction(engine: Engine) -> Iterator[Session]:
     """One unit of work: committed when the block ends, rolled back on error."""
     with session_factory(engine).begin() as session:
+        yield session
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Session]:
+    """A read-only unit of work: on SQLite it does not take the write lock."""
+    with Session(engine.execution_options(ingest_readonly=True)) as session, session.begin():
         yield session
 
 

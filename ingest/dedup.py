@@ -149,6 +149,7 @@ class Deduplicator:
 
         for article in articles:
             shared: Counter[int] = Counter()  # characters first stored in each earlier article
+            matched: Counter[int] = Counter()  # passages first stored there
             for passage in article.passages:
                 match: tuple[_Original, float] | None = None
                 if passage.norm_hash in exact:
@@ -162,8 +163,9 @@ class Deduplicator:
                     passage.duplicate_of_id = original.passage_id
                     passage.similarity = round(similarity, 4)
                     stats.duplicate_passages += 1
-                    if original.article_id != article.id:
+                    if original.article_id != article.id and passage.id in keys:
                         shared[original.article_id] += len(passage.text)
+                        matched[original.article_id] += 1
                     continue
                 original = _Original(passage.id, article.id, passage.text, shingle_sets[passage.id])
                 exact.setdefault(passage.norm_hash, original)
@@ -172,10 +174,14 @@ class Deduplicator:
                     by_key.setdefault(key, []).append(original)
                     new_keys.append({"key": key, "passage_id": passage.id})
 
-            total = sum(len(p.text) for p in article.passages)
+            # Only passages long enough for near-duplicate matching count, and at least two of
+            # them must match (one when the article has a single one): a shared standard
+            # footer or one quoted paragraph does not make an article a copy.
+            long_passages = [p for p in article.passages if p.id in keys]
+            total = sum(len(p.text) for p in long_passages)
             if shared and total:
                 source_id, chars = min(shared.items(), key=lambda item: (-item[1], item[0]))
-                if chars / total >= s.article_threshold:
+                if chars / total >= s.article_threshold and matched[source_id] >= min(2, len(long_passages)):
                     article.duplicate_of_id = source_id
                     article.duplicate_share = round(chars / total, 4)
                     stats.duplicate_articles += 1

@@ -8,7 +8,7 @@ from typing import IO, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased, selectinload
 
-from ingest.db import open_store, session_factory
+from ingest.db import open_store, reading
 from ingest.models import Article, ArticleStatus, Passage
 
 _CHUNK = 200
@@ -44,13 +44,13 @@ def article_record(article: Article, first_urls: dict[int, str]) -> dict[str, An
 
 
 def export_articles(db_url: str, out: IO[str]) -> int:
-    """Write every stored article, oldest first; returns how many."""
+    """Write every stored article, oldest first, one short read transaction per chunk; returns how many."""
     engine = open_store(db_url)
     count = 0
     last_id = 0
     duplicate = aliased(Article)
-    with session_factory(engine)() as session:
-        while True:
+    while True:
+        with reading(engine) as session:
             articles = session.scalars(
                 select(Article)
                 .where(Article.status == ArticleStatus.stored, Article.id > last_id)
@@ -61,8 +61,8 @@ def export_articles(db_url: str, out: IO[str]) -> int:
             if not articles:
                 return count
             first_urls = _first_urls(session, {p.duplicate_of_id for a in articles for p in a.passages if p.duplicate_of_id})
-            for article in articles:
-                out.write(json.dumps(article_record(article, first_urls), ensure_ascii=False) + "\n")
-                count += 1
+            records = [article_record(article, first_urls) for article in articles]
             last_id = articles[-1].id
-            session.expunge_all()
+        for record in records:
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        count += len(records)

@@ -64,7 +64,7 @@ def _published(entry: feedparser.FeedParserDict) -> datetime | None:
         return None
     try:
         return datetime.fromtimestamp(calendar.timegm(parsed), tz=timezone.utc)
-    except (OverflowError, ValueError):
+    except (OverflowError, ValueError, OSError):
         return None
 
 
@@ -89,8 +89,11 @@ def parse_feed(body: bytes, base_url: str, content_type: str | None = None) -> P
         link = (entry.get("link") or "").strip()
         if not link or not link.lower().startswith(("http://", "https://", "/")):
             continue  # nothing to fetch
-        link = urljoin(base_url, link)
-        url = canonicalize_url(link)
+        try:
+            link = urljoin(base_url, link)
+            url = canonicalize_url(link)
+        except ValueError:  # a bad port or host: one unusable entry, not a broken feed
+            continue
         title = (entry.get("title") or "").strip() or None
         guid = (entry.get("id") or "").strip()
         key = f"guid:{guid}" if guid and guids[guid] == 1 else f"url:{url}"

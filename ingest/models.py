@@ -64,6 +64,7 @@ class Base(DeclarativeBase):
 
 class ArticleStatus(str, enum.Enum):
     pending = "pending"  # discovered in a feed, page not fetched yet
+    fetching = "fetching"  # claimed by a worker (claimed_at); reclaimed when the claim goes stale
     failed = "failed"  # last fetch or extraction failed; retried up to max_page_attempts
     skipped = "skipped"  # never fetched: robots.txt, not HTML, too many failures
     extracted = "extracted"  # passages written, waiting for deduplication
@@ -76,8 +77,9 @@ class Feed(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     url: Mapped[str] = mapped_column(String(2048))
-    etag: Mapped[str | None] = mapped_column(String(1024))
-    last_modified: Mapped[str | None] = mapped_column(String(200))
+    title: Mapped[str | None] = mapped_column(Text)  # the feed's own title: a fallback site name
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(Text)
     last_fetched_at: Mapped[datetime | None]
     last_success_at: Mapped[datetime | None]
     last_status: Mapped[int | None]
@@ -95,11 +97,11 @@ class Capture(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))  # "feed" or "page"
-    url: Mapped[str] = mapped_column(String(2048))
-    final_url: Mapped[str | None] = mapped_column(String(2048))
+    url: Mapped[str] = mapped_column(Text)
+    final_url: Mapped[str | None] = mapped_column(Text)
     fetched_at: Mapped[datetime] = mapped_column(index=True)
     status: Mapped[int | None]
-    content_type: Mapped[str | None] = mapped_column(String(200))
+    content_type: Mapped[str | None] = mapped_column(Text)
     sha256: Mapped[str | None] = mapped_column(String(64))
     size: Mapped[int | None] = mapped_column(BigInteger)
     error: Mapped[str | None] = mapped_column(Text)
@@ -110,13 +112,14 @@ class Article(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     url: Mapped[str] = mapped_column(String(2048), unique=True)  # canonical
-    raw_url: Mapped[str] = mapped_column(String(4096))  # the first link seen, trackers and all
+    raw_url: Mapped[str] = mapped_column(Text)  # the first link seen, trackers and all
     source: Mapped[str] = mapped_column(String(200))  # name of the feed that first listed it
     status: Mapped[ArticleStatus] = mapped_column(
         Enum(ArticleStatus, native_enum=False, length=16), default=ArticleStatus.pending, index=True
     )
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(default=0)
+    claimed_at: Mapped[datetime | None]
     discovered_at: Mapped[datetime]
     feed_title: Mapped[str | None] = mapped_column(Text)
     feed_published: Mapped[datetime | None]
@@ -124,8 +127,8 @@ class Article(Base):
     title: Mapped[str | None] = mapped_column(Text)
     author: Mapped[str | None] = mapped_column(Text)
     published: Mapped[datetime | None]
-    page_url: Mapped[str | None] = mapped_column(String(2048))  # rel=canonical / og:url of the page
-    site_name: Mapped[str | None] = mapped_column(String(300))
+    page_url: Mapped[str | None] = mapped_column(Text)  # rel=canonical / og:url of the page
+    site_name: Mapped[str | None] = mapped_column(Text)
     language: Mapped[str | None] = mapped_column(String(16))
     removed: Mapped[list[Any] | None]  # boilerplate the news rules took out, with the rule's name
     extracted_at: Mapped[datetime | None]
@@ -149,7 +152,7 @@ class Entry(Base):
     key: Mapped[str] = mapped_column(Text)  # "guid:…", "url:…" or "hash:…"
     article_id: Mapped[int] = mapped_column(ForeignKey("articles.id"), index=True)
     title: Mapped[str | None] = mapped_column(Text)
-    link: Mapped[str] = mapped_column(String(4096))
+    link: Mapped[str] = mapped_column(Text)
     published: Mapped[datetime | None]
     first_seen_at: Mapped[datetime]
 

@@ -160,3 +160,14 @@ def test_an_index_built_with_other_parameters_is_refused(engine: Engine) -> None
     add(engine, "https://b.example/2", [P2])
     with pytest.raises(UserError, match=r"other MinHash parameters \(num_perm 128 → 256"):
         deduplicate_pending(engine, DedupSettings(num_perm=256))
+
+
+def test_a_shared_footer_does_not_make_an_article_a_duplicate(engine: Engine) -> None:
+    footer = ("Markets Daily is published by Example Media. Quotes are delayed by at least 15 minutes; all data is "
+              "provided for information only and is not a recommendation to buy or sell any security.")
+    add(engine, "https://markets.example/oil", ["Oil rose 2 percent on Tuesday after a pipeline outage in Canada.", footer])
+    add(engine, "https://markets.example/tesla", ["Tesla shares slid after the delivery report missed forecasts.", footer],
+        published=T0 + timedelta(hours=1))
+    deduplicate_pending(engine, SETTINGS)
+    assert duplicate_of(engine, "https://markets.example/tesla") is None
+    assert passages_of(engine, "https://markets.example/tesla")[1][1] == "https://markets.example/oil"

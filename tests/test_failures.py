@@ -140,3 +140,72 @@ def test_a_feed_listing_the_same_story_twice_and_another_feed_listing_it_again(s
     stats = run(make_settings(tmp_path, f"sqlite:///{tmp_path / 'news.db'}", feeds))
     assert stats["entries_new"] == 3 and stats["articles_stored"] == 1
     assert server.paths().count("/ok") == 1, "one story, fetched once"
+
+
+def test_one_poisonous_page_or_entry_never_stops_the_batch(server: LocalServer, db_url: str, tmp_path: Path) -> None:
+    """A charset Python does not know, a redirect to a 3,000-character URL (too long for an
+    indexed column), an entry with a broken port: each is recorded, the rest is stored."""
+    thai = ("<html><head><meta charset='windows-874'><title>ข่าว</title></head><body><article>"
+            "<p>" + "ข่าวเศรษฐกิจวันนี้ " * 20 + "</p></article></body></html>").encode("cp874")
+    server.route("/thai", lambda r: (200, {"Content-Type": "text/html; charset=windows-874"}, thai))
+    server.route("/campaign", lambda r: (302, {"Location": "/ok2?" + "x" * 3000}, b""))
+    server.route("/ok2", lambda r: (200, {"Content-Type": "text/html"}, ARTICLE.replace("budget", "plan").encode()))
+    server.route("/ok", lambda r: (200, {"Content-Type": "text/html"}, ARTICLE.encode()))
+    body = rss(server, "/thai", "/campaign", "/ok").replace(b"</channel>", b"<item><title>bad</title><link>https://news.example:8o8o/x</link></item></channel>")
+    server.route("/feed.xml", lambda r: (200, {"Content-Type": "application/rss+xml"}, body))
+    settings = make_settings(tmp_path, db_url, write_feeds(tmp_path / "feeds.yaml", {"local": server.url("/feed.xml")}))
+    stats = run(settings)
+    assert stats["feeds_fetched"] == 1 and stats["entries_new"] == 3
+    rows = article_rows(settings)
+    assert rows["ok"].status == ArticleStatus.stored and rows["campaign"].status == ArticleStatus.stored
+    assert rows["thai"].status == ArticleStatus.stored and rows["thai"].language == "th"
+
+
+def test_two_workers_on_the_same_feed_fetch_each_page_once(server: LocalServer, db_url: str, tmp_path: Path) -> None:
+    """A backfill beside a scheduled run: pages are claimed before they are fetched."""
+    import threading
+
+    paths = [f"/story/{n}" for n in range(40)]
+    for path in paths:
+        server.route(path, lambda r, path=path: (200, {"Content-Type": "text/html"}, ARTICLE.replace("Monday", path).encode()))
+    server.route("/feed.xml", lambda r: (200, {"Content-Type": "application/rss+xml"}, rss(server, *paths)))
+    settings = make_settings(tmp_path, db_url, write_feeds(tmp_path / "feeds.yaml", {"local": server.url("/feed.xml")}))
+    plan(settings)
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            ingest_batch(settings, ["local"])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    fetched = [p for p in server.paths() if p.startswith("/story/")]
+    assert sorted(fetched) == sorted(paths), "every page fetched exactly once"
+    assert {a.status for a in article_rows(settings).values()} == {ArticleStatus.extracted}
+
+
+def test_feeds_listing_the_same_stories_in_opposite_orders_do_not_deadlock(server: LocalServer, db_url: str, tmp_path: Path) -> None:
+    import threading
+
+    paths = [f"/s/{n}" for n in range(300)]
+    server.route("/a.xml", lambda r: (200, {"Content-Type": "application/rss+xml"}, rss(server, *paths)))
+    server.route("/b.xml", lambda r: (200, {"Content-Type": "application/rss+xml"}, rss(server, *reversed(paths))))
+    settings = make_settings(tmp_path, db_url, write_feeds(tmp_path / "feeds.yaml", {"a": server.url("/a.xml"), "b": server.url("/b.xml")}))
+    plan(settings)
+    runner = settings.model_copy(update={"max_page_attempts": 1})
+    results: dict[str, dict[str, int]] = {}
+    threads = [threading.Thread(target=lambda n=n: results.setdefault(n, ingest_batch(runner, [n]))) for n in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results["a"]["feeds_fetched"] == results["b"]["feeds_fetched"] == 1
+    assert results["a"]["entries_new"] == results["b"]["entries_new"] == 300
+    assert results["a"]["articles_new"] + results["b"]["articles_new"] >= 300
+    assert len(article_rows(settings)) == 300

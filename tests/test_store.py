@@ -52,3 +52,24 @@ def test_sqlite_parent_folder_is_created(tmp_path) -> None:  # type: ignore[no-u
     with transaction(engine) as session:
         session.add(Feed(name="x", url="https://x.example/feed"))
     assert (tmp_path / "a" / "b" / "news.db").exists()
+
+
+def test_readers_do_not_block_writers_on_sqlite(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    from ingest.db import reading
+
+    engine = open_store(f"sqlite:///{tmp_path / 'news.db'}")
+    wrote = threading.Event()
+
+    def writer() -> None:
+        with transaction(engine) as session:
+            session.add(Feed(name="w", url="https://w.example/feed"))
+        wrote.set()
+
+    with reading(engine) as session:
+        session.scalars(select(Feed)).all()
+        thread = threading.Thread(target=writer)
+        thread.start()
+        assert wrote.wait(5), "a write waited for a reader"
+    thread.join()

@@ -1,0 +1,335 @@
+"""One batch of feeds: fetch the feeds, record new entries, then claim, fetch, archive and
+extract their article pages.
+
+Every feed and every page is handled on its own: whatever goes wrong with one (a
+network error, a broken feed, a page that crashes the extractor) is recorded
+against it with its reason, and the others carry on. Pages are claimed in the
+database before they are fetched, so two workers (or a backfill beside a
+scheduled run) never fetch the same page at once; a claim left by a worker that
+died is taken over once it is older than ``CLAIM_LEASE``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import Engine, and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from ingest.archive import RawArchive
+from ingest.counts import RunStats
+from ingest.db import transaction
+from ingest.extract import Extraction, decode_html, extract_page
+from ingest.feeds import FeedParseError, ParsedFeed, parse_feed
+from ingest.http import FetchResult, Fetcher
+from ingest.models import Article, ArticleStatus, Capture, Entry, Feed, Passage
+from ingest.passages import norm_hash, normalize
+from ingest.settings import Settings
+from ingest.sources import FeedConfig
+from ingest.store import insert_ignore
+
+log = logging.getLogger(__name__)
+
+FEED_ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
+PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
+CLAIM_LEASE = timedelta(hours=1)
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
+_WRITE_EVERY = 25  # pages per transaction while a batch's pages come in
+_MAX_URL = 2048  # longer canonical URLs are not indexable everywhere; such entries are ignored
+
+Progress = Callable[[str, int], None]  # (event, count): "feeds"/"pages" totals, then "feed"/"page" steps
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    """A fetched page on its way to the database."""
+
+    article_id: int
+    claimed_at: datetime
+    result: FetchResult
+    sha256: str | None
+    extraction: Extraction | None
+    problem: str | None
+
+
+class BatchRunner:
+    def __init__(
+        self, settings: Settings, engine: Engine, progress: Progress | None = None, *, ignore_backoff: bool = False
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.archive = RawArchive(settings.raw_store)
+        self.progress = progress or (lambda _event, _n: None)
+        self.ignore_backoff = ignore_backoff
+        self.stats = RunStats()
+
+    async def run(self, feeds: Sequence[FeedConfig]) -> RunStats:
+        async with Fetcher(self.settings.http, allow_private_networks=self.settings.allow_private_networks) as fetcher:
+            await self._feeds(fetcher, feeds)
+            await self._pages(fetcher, feeds)
+        return self.stats
+
+    # --- feeds -----------------------------------------------------------
+
+    async def _feeds(self, fetcher: Fetcher, feeds: Sequence[FeedConfig]) -> None:
+        now = _now()
+        with transaction(self.engine) as session:
+            rows = {f.name: f for f in session.scalars(select(Feed).where(Feed.name.in_([c.name for c in feeds])))}
+        due = [c for c in feeds if self.ignore_backoff or not (rows[c.name].backoff_until and rows[c.name].backoff_until > now)]
+        for config in feeds:
+            if config not in due:
+                log.info("feed %s backs off until %s (%s)", config.name, rows[config.name].backoff_until, rows[config.name].last_error)
+        self.stats.feeds_backing_off += len(feeds) - len(due)
+        self.progress("feeds", len(due))
+
+        async def one(config: FeedConfig) -> tuple[FeedConfig, FetchResult, str | None]:
+            row = rows[config.name]
+            result = await fetcher.fetch(config.url, etag=row.etag, last_modified=row.last_modified, accept=FEED_ACCEPT)
+            sha = await asyncio.to_thread(self.archive.put, result.body) if result.body is not None else None
+            self.progress("feed", 1)
+            return config, result, sha
+
+        for config, result, sha in await asyncio.gather(*(one(c) for c in due)):
+            self.stats.add(await asyncio.to_thread(self._record_feed, config, result, sha))
+
+    def _record_feed(self, config: FeedConfig, result: FetchResult, sha: str | None) -> RunStats:
+        """Record one feed fetch and its new entries in one transaction (runs in a worker thread)."""
+        stats = RunStats()
+        parsed: ParsedFeed | None = None
+        error = result.error
+        if result.ok and result.body is not None:
+            try:
+                parsed = parse_feed(result.body, result.final_url, result.content_type)
+            except FeedParseError as exc:
+                error = str(exc)
+            except Exception as exc:  # a feed must never stop the others, whatever it holds
+                log.exception("feed %s could not be parsed", config.name)
+                error = f"could not parse the feed: {type(exc).__name__}: {exc}"
+        with transaction(self.engine) as session:
+            feed = session.scalars(select(Feed).where(Feed.name == config.name)).one()
+            session.add(_capture("feed", result, sha, error))
+            feed.last_fetched_at = result.fetched_at
+            feed.last_status = result.status
+            feed.fetch_count += 1
+            if result.not_modified:
+                feed.not_modified_count += 1
+                stats.feeds_not_modified += 1
+                self._feed_ok(feed, result)
+            elif parsed is not None:
+                stats.feeds_fetched += 1
+                feed.etag, feed.last_modified = result.etag, result.last_modified
+                feed.title = parsed.title or feed.title
+                self._feed_ok(feed, result)
+                stats.add(self._record_entries(session, feed, parsed))
+            else:
+                stats.feeds_failed += 1
+                self._feed_failed(feed, result, error or f"HTTP {result.status}")
+        return stats
+
+    @staticmethod
+    def _feed_ok(feed: Feed, result: FetchResult) -> None:
+        feed.last_success_at = result.fetched_at
+        feed.error_count, feed.last_error, feed.backoff_until = 0, None, None
+
+    def _feed_failed(self, feed: Feed, result: FetchResult, error: str) -> None:
+        """Back off linearly with the error streak, with jitter so that failed feeds do not
+        all retry in the same minute; never disable a feed silently. A target refused by
+        the SSRF guard is a setting, not the feed's fault: it is tried again next run."""
+        feed.error_count += 1
+        feed.last_error = error
+        if result.error_kind == "blocked":
+            log.warning("feed %s refused: %s", feed.name, error)
+            return
+        minutes = min(self.settings.feed_backoff_minutes * feed.error_count, self.settings.feed_backoff_max_hours * 60)
+        if result.status == 410:
+            minutes = self.settings.feed_backoff_max_hours * 60
+            feed.last_error = f"{error} (410 Gone: the publisher removed this feed; take it out of the feeds file)"
+        delay = timedelta(minutes=minutes * (1 + random.uniform(0, 0.25)))
+        if result.retry_after:
+            delay = max(delay, timedelta(seconds=result.retry_after))
+        feed.backoff_until = result.fetched_at + delay
+        log.warning("feed %s failed (%s); backing off until %s", feed.name, feed.last_error, feed.backoff_until)
+
+    @staticmethod
+    def _record_entries(session: Session, feed: Feed, parsed: ParsedFeed) -> RunStats:
+        """New entries and their articles; an article already known (from this or another
+        feed, through another tracking link) is not created twice. Rows go in sorted by
+        key, so that concurrent workers lock them in the same order."""
+        stats = RunStats()
+        now = _now()
+        entries = {hashlib.sha1(e.key.encode()).hexdigest(): e for e in parsed.entries if len(e.url) <= _MAX_URL}
+        known = set(
+            session.scalars(select(Entry.key_hash).where(Entry.feed_id == feed.id, Entry.key_hash.in_(list(entries))))
+        )
+        fresh = {h: e for h, e in sorted(entries.items()) if h not in known}
+        if not fresh:
+            return stats
+        urls = sorted({e.url for e in fresh.values()})
+        existing = set(session.scalars(select(Article.url).where(Article.url.in_(urls))))
+        first = {}
+        for e in fresh.values():
+            first.setdefault(e.url, e)
+        insert_ignore(
+            session,
+            Article,
+            [
+                {
+                    "url": url, "raw_url": first[url].link, "source": feed.name, "status": ArticleStatus.pending,
+                    "attempts": 0, "discovered_at": now, "feed_title": first[url].title, "feed_published": first[url].published,
+                }
+                for url in urls
+                if url not in existing
+            ],
+        )
+        ids = dict(session.execute(select(Article.url, Article.id).where(Article.url.in_(urls))).all())
+        insert_ignore(
+            session,
+            Entry,
+            [
+                {
+                    "feed_id": feed.id, "key_hash": h, "key": e.key, "article_id": ids[e.url], "title": e.title,
+                    "link": e.link, "published": e.published, "first_seen_at": now,
+                }
+                for h, e in fresh.items()
+            ],
+        )
+        stats.entries_new = len(fresh)
+        stats.articles_new = len(set(urls) - existing)
+        return stats
+
+    # --- pages -----------------------------------------------------------
+
+    def _claim(self, feeds: Sequence[FeedConfig]) -> tuple[datetime, list[tuple[int, str, bool]]]:
+        """Claim the pages this batch's feeds list that need fetching: (id, url, obey robots).
+
+        robots.txt is obeyed unless every feed of the batch that lists the page says otherwise."""
+        now = _now()
+        s = self.settings
+        with transaction(self.engine) as session:
+            feed_ids = dict(session.execute(select(Feed.id, Feed.name).where(Feed.name.in_([c.name for c in feeds]))).all())
+            due = or_(
+                Article.status == ArticleStatus.pending,
+                and_(Article.status == ArticleStatus.failed, Article.attempts < s.max_page_attempts),
+                and_(Article.status == ArticleStatus.fetching, Article.claimed_at < now - CLAIM_LEASE),
+            )
+            listed = select(Entry.article_id).where(Entry.feed_id.in_(list(feed_ids)))
+            candidates = (
+                select(Article.id).where(Article.id.in_(listed), due).order_by(Article.id).with_for_update(skip_locked=True)
+            )
+            claimed = session.execute(
+                update(Article)
+                .where(Article.id.in_(candidates), due)
+                .values(status=ArticleStatus.fetching, claimed_at=now)
+                .returning(Article.id, Article.url)
+            ).all()
+            ignore_robots = {c.name for c in feeds if not c.respect_robots}
+            listing: dict[int, set[str]] = {}
+            for article_id, feed_id in session.execute(
+                select(Entry.article_id, Entry.feed_id).where(Entry.article_id.in_([a for a, _ in claimed]), Entry.feed_id.in_(list(feed_ids)))
+            ):
+                listing.setdefault(article_id, set()).add(feed_ids[feed_id])
+        return now, sorted((a, url, not (listing.get(a) and listing[a] <= ignore_robots)) for a, url in claimed)
+
+    async def _pages(self, fetcher: Fetcher, feeds: Sequence[FeedConfig]) -> None:
+        claimed_at, todo = await asyncio.to_thread(self._claim, feeds)
+        self.progress("pages", len(todo))
+        done: list[_Page] = []
+
+        async def one(article_id: int, url: str, obey_robots: bool) -> None:
+            result = await fetcher.fetch(url, obey_robots=obey_robots, accept=PAGE_ACCEPT)
+            sha = await asyncio.to_thread(self.archive.put, result.body) if result.body is not None else None
+            extraction, problem = await asyncio.to_thread(_extract, result)
+            done.append(_Page(article_id, claimed_at, result, sha, extraction, problem))
+            self.progress("page", 1)
+            if len(done) >= _WRITE_EVERY:
+                group = done[:]
+                done.clear()
+                self.stats.add(await asyncio.to_thread(self._record_pages, group))
+
+        await asyncio.gather(*(one(*row) for row in todo))
+        if done:
+            self.stats.add(await asyncio.to_thread(self._record_pages, done))
+
+    def _record_pages(self, pages: list[_Page]) -> RunStats:
+        """Write a group of page results in one transaction (runs in a worker thread)."""
+        now = _now()
+        stats = RunStats()
+        with transaction(self.engine) as session:
+            titles = dict(session.execute(select(Feed.name, Feed.title)).all())
+            for page in sorted(pages, key=lambda p: p.article_id):
+                article = session.get(Article, page.article_id)
+                if article is None or article.status != ArticleStatus.fetching or article.claimed_at != page.claimed_at:
+                    continue  # our claim went stale and another worker took the page over
+                capture = _capture("page", page.result, page.sha256, page.problem)
+                session.add(capture)
+                session.flush()
+                article.capture_id = capture.id
+                article.attempts += 1
+                article.claimed_at = None
+                if page.extraction is None:
+                    retry = page.result.retryable and article.attempts < self.settings.max_page_attempts
+                    article.status = ArticleStatus.failed if retry else ArticleStatus.skipped
+                    article.error = page.problem
+                    if page.result.error_kind == "robots" or not page.result.error:
+                        stats.pages_skipped += 1
+                    else:
+                        stats.pages_failed += 1
+                    log.warning("page %s: %s", article.url, page.problem)
+                    continue
+                stats.pages_fetched += 1
+                _apply_extraction(article, page.extraction, now, titles.get(article.source))
+        return stats
+
+
+def _capture(kind: str, result: FetchResult, sha: str | None, error: str | None) -> Capture:
+    return Capture(
+        kind=kind, url=result.url, final_url=result.final_url, fetched_at=result.fetched_at, status=result.status,
+        content_type=result.content_type, sha256=sha, size=len(result.body) if result.body is not None else None,
+        error=error,
+    )
+
+
+def _extract(result: FetchResult) -> tuple[Extraction | None, str | None]:
+    """The page's extraction, or why there is none; a page that crashes the extractor is skipped, not fatal."""
+    if not result.ok or result.body is None:
+        return None, result.error or f"HTTP {result.status}"
+    content_type = (result.content_type or "").split(";")[0].strip().lower()
+    if content_type and content_type not in _HTML_TYPES:
+        return None, f"not an HTML page ({content_type})"
+    try:
+        extraction = extract_page(decode_html(result.body, result.content_type), result.final_url)
+    except Exception as exc:
+        log.exception("extraction of %s failed", result.final_url)
+        return None, f"extraction failed: {type(exc).__name__}: {exc}"
+    if not extraction.paragraphs:
+        return None, "no article text found on the page"
+    return extraction, None
+
+
+def _apply_extraction(article: Article, extraction: Extraction, now: datetime, feed_title: str | None) -> None:
+    article.title = extraction.title or article.feed_title
+    article.author = extraction.author
+    precise = extraction.published is not None and not (extraction.published_day_only and article.feed_published)
+    article.published = extraction.published if precise else article.feed_published
+    article.page_url = extraction.url
+    article.site_name = extraction.site_name or feed_title
+    article.language = extraction.language
+    article.removed = [r.as_dict() for r in extraction.removed]
+    article.extracted_at = now
+    article.status = ArticleStatus.extracted
+    article.error = None
+    article.duplicate_of_id = None
+    article.passages = [
+        Passage(position=i, text=text, norm_hash=norm_hash(normalize(text)))
+        for i, text in enumerate(extraction.paragraphs)
+    ]
