@@ -66,23 +66,38 @@ def news_ingest() -> None:
         return deduplicate(Settings())
 
     @task(trigger_rule="all_done")
-    def summarize(batches: list[dict[str, int] | None], dedup: dict[str, int] | None) -> dict[str, int]:
-        """Log and return the run summary, and store it in the news database."""
+    def summarize(
+        planned: list[list[str]] | None, batches: list[dict[str, int] | None], dedup: dict[str, int] | None
+    ) -> dict[str, int]:
+        """Log and return the run summary (failed batches counted), and store it in the news database."""
         import logging
 
         from ingest.pipeline import summarize
         from ingest.settings import Settings
 
         context = get_current_context()
-        parts = [part for part in [*batches, dedup] if part]
-        stats = summarize(Settings(), context["run_id"], parts)
+        done = [part for part in batches if part]
+        stats = summarize(
+            Settings(), context["run_id"], [*done, dedup or {}], context["dag_run"].start_date,
+            batches_failed=len(planned or []) - len(done),
+        )
         logging.getLogger("ingest.summary").info("run summary: %s", " ".join(f"{k}={v}" for k, v in stats.items()))
         return stats
 
-    results = ingest_batch.expand(feed_names=plan())
+    @task(trigger_rule="one_failed", retries=0)
+    def fail_run() -> None:
+        """Runs only when a task failed, and fails, so the run shows failed in the UI (the
+        summary has been stored anyway): all_done on summarize would otherwise hide it."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException("a task of this run failed; its log says which feed or page and why")
+
+    planned = plan()
+    results = ingest_batch.expand(feed_names=planned)
     dedup = deduplicate()
     results >> dedup
-    summarize(results, dedup)
+    summary = summarize(planned, results, dedup)
+    [planned, results, dedup, summary] >> fail_run()
 
 
 news_ingest()

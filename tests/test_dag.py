@@ -34,8 +34,10 @@ def test_dag_shape(dag) -> None:  # type: ignore[no-untyped-def]
     from airflow.sdk import CronDataIntervalTimetable
 
     assert isinstance(dag.timetable, CronDataIntervalTimetable), "real data intervals, for backfills"
-    assert set(dag.task_ids) == {"plan", "ingest_batch", "deduplicate", "summarize"}
+    assert set(dag.task_ids) == {"plan", "ingest_batch", "deduplicate", "summarize", "fail_run"}
     for task in dag.tasks:
+        if task.task_id == "fail_run":
+            continue
         assert task.retries == 3
         assert task.retry_exponential_backoff == 2.0, "a multiplier: True would mean no back-off in Airflow 3"
     dedup = dag.get_task("deduplicate")
@@ -76,3 +78,26 @@ def test_dag_test_ingests_the_sample_site(
     again = dag.test()
     assert again.state == "success"
     assert table_counts(db_url) == counts and exported(db_url) == first
+
+
+@pytest.mark.slow
+def test_a_failed_task_fails_the_run_but_the_summary_is_stored(
+    dag, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+) -> None:
+    from sqlalchemy import select
+
+    from ingest.db import open_store, transaction
+    from ingest.models import Run
+
+    db_url = f"sqlite:///{tmp_path / 'news.db'}"
+    monkeypatch.setenv("INGEST_FEEDS_FILE", str(tmp_path / "missing.yaml"))
+    monkeypatch.setenv("INGEST_DB_URL", db_url)
+    for task in dag.tasks:  # no retries inside this test: the failure is permanent anyway
+        monkeypatch.setattr(task, "retries", 0)
+    run = dag.test()
+    assert run.state == "failed"
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert states["plan"] == "failed" and states["summarize"] == "success" and states["fail_run"] == "failed"
+    with transaction(open_store(db_url)) as session:
+        (stored,) = session.scalars(select(Run)).all()
+    assert stored.run_id == run.run_id
