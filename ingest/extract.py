@@ -28,7 +28,7 @@ from ingest.rules import Page, Removal, apply_rules
 # adjacent words ("author-box", "most_read", "AuthorBio" split at case changes).
 _BOILERPLATE_WORDS = frozenset(
     "share sharing sharebar social sharedaddy addthis sns related recommended trending taboola outbrain newsletter "
-    "newsletters subscribe subscription signup paywall ad ads advert adverts advertisement advertising adsbygoogle "
+    "newsletters subscribe subscription signup ad ads advert adverts advertisement advertising adsbygoogle "
     "adslot adunit sponsored promo dfp gpt cookie cookies consent gdpr weather caption captions credit credits "
     "byline mailmagazine".split()
 )
@@ -45,10 +45,18 @@ _LABELS = etree.XPath(
 _CAPTION_CLASS = re.compile(r"caption|credit", re.I)
 _PRUNE_MARK = "data-ingest-prune"
 _NEVER_PRUNED = frozenset({"html", "body", "article", "main", "script", "style"})
+# Inline elements are part of the sentence around them ("…follows <a class=related-link>a
+# ruling</a> that…"); so is anything inside a paragraph.
+_INLINE = frozenset({"a", "span", "em", "strong", "b", "i", "u", "small", "sup", "sub", "time", "abbr", "cite", "q", "mark", "code", "img", "br"})
 _LABEL_ATTRIBUTES = ("class", "id", "data-qa", "data-testid", "data-component", "data-module")
 _CONTENT_CLASS = re.compile(r"(?:entry|article|post|story|main)[-_]?(?:content|body|text)|articlebody", re.I)
 _MAX_PRUNED_CHARS = 1500  # a container with more text than this is not boilerplate…
 _MAX_PRUNED_PARAGRAPHS = 1  # …nor one holding more paragraphs of 25 words or more
+_CHARSET_ALIASES = {  # WHATWG labels Python's codecs do not know
+    "windows-874": "cp874", "x-user-defined": "latin-1", "iso-8859-8-i": "iso-8859-8", "windows-31j": "cp932",
+    "x-sjis": "shift_jis", "x-euc-jp": "euc_jp", "ks_c_5601-1987": "cp949", "gb2312": "gb18030", "gbk": "gb18030",
+    "x-mac-roman": "mac_roman",
+}
 _CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([\w-]+)""", re.I)
 
 
@@ -59,6 +67,7 @@ class Extraction:
     title: str | None = None
     author: str | None = None
     published: datetime | None = None
+    published_day_only: bool = False  # the page gave only a day: a feed's timestamp is better
     url: str | None = None  # the page's own canonical URL
     site_name: str | None = None
     language: str | None = None
@@ -69,18 +78,24 @@ class Extraction:
 
 
 def decode_html(body: bytes, content_type: str | None = None) -> str:
-    """Charset from the Content-Type header, else a <meta> tag, else UTF-8; undecodable bytes replaced."""
+    """Charset from the Content-Type header, else a <meta> tag, else UTF-8; labels Python does
+    not know (windows-874, x-user-defined, …) and undecodable bytes never raise."""
     candidates: list[str] = []
     if content_type and "charset=" in content_type.lower():
         candidates.append(content_type.lower().split("charset=")[-1].split(";")[0].strip(" \"'"))
     if meta := _CHARSET.search(body[:4096]):
-        candidates.append(meta.group(1).decode("ascii", "ignore"))
-    for encoding in [*candidates, "utf-8"]:
+        candidates.append(meta.group(1).decode("ascii", "ignore").lower())
+    for label in [*candidates, "utf-8"]:
         try:
-            return body.decode(encoding)
+            return body.decode(_CHARSET_ALIASES.get(label, label))
         except (LookupError, UnicodeDecodeError):
             continue
-    return body.decode(candidates[0] if candidates else "utf-8", errors="replace")
+    for label in candidates:
+        try:
+            return body.decode(_CHARSET_ALIASES.get(label, label), errors="replace")
+        except LookupError:
+            continue
+    return body.decode("utf-8", errors="replace")
 
 
 def _long_paragraphs(element: HtmlElement) -> int:
@@ -117,7 +132,9 @@ def _mark_boilerplate(tree: HtmlElement) -> list[Removal]:
                 continue
         else:
             token, element = "figcaption", node
-        if element.tag in _NEVER_PRUNED or element in marked or any(a in marked for a in element.iterancestors()):
+        if element.tag in _NEVER_PRUNED or element.tag in _INLINE or element in marked:
+            continue
+        if any(a in marked or a.tag == "p" for a in element.iterancestors()):
             continue
         text = " ".join(element.text_content().split())
         if len(text) > _MAX_PRUNED_CHARS or _long_paragraphs(element) > _MAX_PRUNED_PARAGRAPHS:
@@ -149,6 +166,7 @@ def extract_page(html: str, url: str | None = None) -> Extraction:
         paragraphs=split_passages(document.text or "") if document is not None else [],
         title=meta.title,
         author=meta.author,
+        site_name=meta.site_name,
         html_captions=[r.text for r in pruned if r.rule == "html_caption"],
     )
     paragraphs, removed = apply_rules(page)
@@ -158,6 +176,7 @@ def extract_page(html: str, url: str | None = None) -> Extraction:
         title=meta.title,
         author=meta.author,
         published=meta.published,
+        published_day_only=meta.published_day_only,
         url=meta.url,
         site_name=meta.site_name,
         language=language(tree, "\n".join(paragraphs)),

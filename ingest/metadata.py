@@ -29,7 +29,7 @@ _ROLE_WORDS = re.compile(
     re.I,
 )
 _AUTHOR_SPLIT = re.compile(r"\s*(?:[;|·•/,]|\band\b|&|\s[-–—]\s)\s*", re.I)
-_TITLE_SPLIT = re.compile(r"\s+[|–—-]\s+|\s+::\s+")
+_TITLE_SPLIT = re.compile(r"\s*[|｜]\s*|\s+[–—-]\s+|\s+::\s+")
 _LANGUAGE = etree.XPath(
     "//html/@lang | //meta[@property='og:locale']/@content | //meta[@http-equiv='content-language']/@content"
 )
@@ -54,6 +54,7 @@ class Metadata:
     title: str | None = None
     author: str | None = None
     published: datetime | None = None
+    published_day_only: bool = False  # found by htmldate in the text, not declared: midnight UTC of a day
     url: str | None = None
     site_name: str | None = None
     language: str | None = None
@@ -133,25 +134,23 @@ def _parse_datetime(value: str | None) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
+        return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+    except (ValueError, OverflowError):  # "0001-01-01T00:00:00+09:00" overflows when moved to UTC
         return None
-    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
 
 
-def _published(tree: HtmlElement, metas: dict[str, str], ld: dict[str, Any]) -> datetime | None:
-    """The declared publication time, to the second where declared; else htmldate's day."""
+def _published(tree: HtmlElement, metas: dict[str, str], ld: dict[str, Any]) -> tuple[datetime | None, bool]:
+    """The declared publication time, to the second where declared; else htmldate's day
+    (and True: only a day is known)."""
     declared = ld.get("datePublished")
     candidates = [declared if isinstance(declared, str) else None, _meta(metas, *_PUBLISHED_NAMES)]
-    for value in filter(None, candidates):
+    for value in [*filter(None, candidates), *map(str, _PUBLISHED(tree))]:
         if (parsed := _parse_datetime(value)) is not None:
-            return parsed
-    for value in _PUBLISHED(tree):
-        if (parsed := _parse_datetime(str(value))) is not None:
-            return parsed
+            return parsed, False
     for extensive in (False, True):  # the quick search finds most dates at a fifth of the cost
         if found := htmldate.find_date(tree, extensive_search=extensive, original_date=True, outputformat="%Y-%m-%d"):
-            return _parse_datetime(found)
-    return None
+            return _parse_datetime(found), True
+    return None, False
 
 
 def _title(tree: HtmlElement, metas: dict[str, str], ld: dict[str, Any], site_name: str | None) -> str | None:
@@ -169,6 +168,12 @@ def _title(tree: HtmlElement, metas: dict[str, str], ld: dict[str, Any], site_na
     return None
 
 
+def _title_suffix(title: str) -> str | None:
+    """"Story headline | Harbor Ledger" → "Harbor Ledger": sites sign their <title> last."""
+    parts = _TITLE_SPLIT.split(title)
+    return parts[-1] if len(parts) > 1 and len(parts[-1]) <= 60 else None
+
+
 def language(tree: HtmlElement, text: str) -> str | None:
     """Declared language (html lang, og:locale, Content-Language), else detected from the text."""
     for value in _LANGUAGE(tree):
@@ -184,7 +189,10 @@ def page_metadata(tree: HtmlElement, url: str | None) -> Metadata:
     """Everything but the language, which needs the extracted text (see ``language``)."""
     ld = _article_ld(tree)
     metas = _metas(tree)
-    site_name = _meta(metas, "og:site_name") or next(iter(_names(ld.get("publisher"))), None) or _meta(metas, "application-name")
+    site_name = (
+        _meta(metas, "og:site_name") or next(iter(_names(ld.get("publisher"))), None) or _meta(metas, "application-name")
+        or _title_suffix(str(_TITLE(tree)))
+    )
     author = clean_author(
         "; ".join(_names(ld.get("author")))
         or _meta(metas, "author", "article:author", "byl", "parsely-author", "dc.creator", "sailthru.author")
@@ -193,10 +201,12 @@ def page_metadata(tree: HtmlElement, url: str | None) -> Metadata:
     )
     declared_url = next((str(v).strip() for v in _CANONICAL(tree) if str(v).strip()), None) or _meta(metas, "og:url")
     page_url = urljoin(url or "", declared_url) if declared_url else url
+    published, day_only = _published(tree, metas, ld)
     return Metadata(
         title=_title(tree, metas, ld, site_name),
         author=author,
-        published=_published(tree, metas, ld),
+        published=published,
+        published_day_only=day_only,
         url=page_url,
         site_name=site_name,
     )

@@ -26,19 +26,23 @@ _PHOTO_WORDS = re.compile(
     r"[,(]\s*(?:(?:second|third|far) (?:from )?)?(?:left|right|center|centre|top|bottom)\s*[,)]",
     re.I,
 )
+# "This photo, carried by …, shows …": a demonstrative, not "An image released by … shows", which is story text.
 _CAPTION_LEAD = re.compile(
-    r"^(?:(?:in )?(?:this|these|a|an|the) )?(?:(?:file|handout|undated|aerial|combination|supplied|provided) )*"
-    r"(?:photos?|photograph|picture|image|screenshot|screen grab|video grab|still)\b"
+    r"^(?:in )?(?:this|these) (?:(?:file|handout|undated|aerial|combination|supplied|provided) )*"
+    r"(?:photos?|photographs?|pictures?|images?|screenshots?|screen grabs?|video grabs?)\b"
     r"(?:\W+\w+){0,14}?\W+(?:shows?|showing|taken|released|provided|carried|distributed|dated|courtesy)\b",
     re.I,
 )
 _CAPTION_LABEL = re.compile(r"^(?:photo|photograph|image|picture|pictured|caption|credit|photo credit|file photo)\s*[:：]", re.I)
-_END_CREDIT = re.compile(r"[\[(（]\s*([^\[\]()（）]{1,80})\s*[\])）]\s*$")
+_END_CREDIT = re.compile(r"[\[(（]\s*([^\[\]()（）]{1,80})\s*[\])）][\s.。]*$")
 _PHOTO_AGENCIES = r"getty images|afp via getty images|shutterstock|istock(?:photo)?|alamy|unsplash|pexels|epa(?:-efe)?"
 _PHOTO_CREDIT = re.compile(
-    rf"^(?:photo|photograph|image|picture|video|graphic)s?\b|\bphotos?\b|^(?:사진|图|圖|写真)\s*[=:：/]|^(?:{_PHOTO_AGENCIES})\b",
+    rf"^(?:photo|photograph|image|picture|video|graphic)s?\b|\bphotos?\b|^(?:사진|图|圖|写真)\s*[=:：/]|^(?:{_PHOTO_AGENCIES})\b|"
+    r"(?:撮影|摄|攝|촬영)$",
     re.I,
 )
+# "(Ravi Sandoval / Valley Courier)": photographer / outlet
+_SLASH_CREDIT = re.compile(r"^[A-Z][\w.'’-]*(?: [A-Z][\w.'’-]*){0,3}\s*/\s*[A-Z][\w.'’&-]*(?: [A-Z][\w.'’&-]*){0,4}$")
 _AGENCY_CREDIT = re.compile(rf"^(?:{_AGENCIES})\b|^[A-Z][A-Z .&/-]+$", re.I)
 # "…on Monday. AP Photo/Daniel Ruiz", "… REUTERS/Jane Doe", "…记者 赵峰 摄": credits without brackets
 _BARE_CREDIT = re.compile(
@@ -58,13 +62,21 @@ _ONLY_EMAIL = re.compile(rf"^[\W_]*(?:e-?mail\s*[:：]?\s*)?{_EMAIL}[\W_]*$", re
 _BYLINE = re.compile(r"^(?:by|written by|story by|words by|text by)\s+(.{2,160})$", re.I)
 _KOREAN_BYLINE = re.compile(rf"^[가-힣]{{2,4}}\s?(?:기자|특파원|객원기자)(?:\s*[\[(]?{_EMAIL}[\])]?)?$")
 _NAME_CONNECTORS = {"and", "&", "of", "the", "for", "in", "at", "with", "de", "van", "von", "da", "del", "und", "y"}
+# "(Reporting by A; Editing by B)": each clause "<role> by <names>"
 _CREDIT = re.compile(
-    r"^[\[(]?\s*(?:(?:additional |editing and )?reporting|writing|editing|compiled|translated|graphics|"
-    r"research|fact[- ]checking)(?: and \w+)? by\b",
+    r"^[\[(]?\s*(?:(?:additional |editing and )?reporting|writing|editing|compiled|translated|fact[- ]checking)"
+    r"(?: and \w+)? by\s+([^;)\]]+)",
     re.I,
 )
 _CJK_CREDIT = re.compile(r"^(?:责任编辑|責任編輯|编辑|編輯|来源|來源|记者|記者|原标题|原標題|출처|편집|사진)\s*[:：]")
-_CJK_BYLINE = re.compile(r"^(?:文|文字|撰文|本报记者|本報記者|记者|記者)\s*[/／:：]?\s*\S.{0,40}$")
+_CJK_BYLINE = re.compile(
+    r"^(?:(?:文|文字|撰文)\s*[/／:：]|(?:本报|本報)?(?:记者|記者)\s+[\u4e00-\u9fff]{2,4}(?:\s|$)).{0,36}$"
+)
+_PAREN_NAME = re.compile(r"^[（(]\s*[^\s()（）\d]{2,12}(?:\s[^\s()（）\d]{1,12}){0,2}\s*[）)]$")  # "（山本健太）" closing a story
+_CONTACT = re.compile(
+    rf"^(?i:reach|contact|email|e-mail|write to)\s+[A-Z][\w.'’-]+(?:\s+[A-Z][\w.'’-]+){{0,3}}\s+(?:at|on|via|:)\s.*"
+    rf"(?:{_EMAIL}|\d{{3}}[-. ]\d{{4}}|@\w+)"
+)
 _COPYRIGHT = re.compile(
     r"^(?:©|\(c\)|copyright\b)|\ball rights reserved\b|무단\s*전재|転載|版权所有|版權所有|未经授权不得转载|未經授權不得轉載|"
     r"禁止转载|\bcontributed(?: reporting)? to this (?:report|story|article)\b",
@@ -79,12 +91,21 @@ _DATE_LINE = re.compile(
     r"|\d{4}[-./]\d{1,2}[-./]\d{1,2})$",
     re.I,
 )
+_DATE = (
+    r"(?:(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?,?\s+)?"
+    r"(?:(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?\s+\d{1,2}(?:,?\s+\d{4})?"
+    r"|\d{1,2}\s+(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?,?\s+\d{4}"
+    r"|\d{4}\s*[-./年]\s*\d{1,2}\s*[-./月]\s*\d{1,2}\s*日?|\d{1,2}[/.]\d{1,2}[/.]\d{2,4})"
+)
+_CLOCK = r"\d{1,2}[:.]\d{2}\s*(?:[ap]\.?m\.?)?"
+_TIMESTAMP = re.compile(
+    rf"^(?:(?:(?:first |originally )?published|updated|last updated|posted|modified|created)\b\s*(?:on|at)?|"
+    rf"最終更新|更新日時|公開日|配信|입력|수정|최종\s*수정|发布时间|更新时间|發佈時間|发布于)\s*[:：]?\s*"
+    rf"(?:{_DATE}|{_CLOCK}|\d+\s*(?:hours?|hrs?|minutes?|mins?|days?)\s+ago|today|yesterday)"
+    rf"|^{_DATE}\s*,?\s*(?:at\s+)?{_CLOCK}",
+    re.I,
+)
 _PROMPTS: dict[str, re.Pattern[str]] = {
-    "timestamp_line": re.compile(
-        r"^(?:(?:first |originally )?published|updated|last updated|posted|modified|created)\b[^.!?]{0,40}"
-        r"\b(?:\d{1,2}:\d{2}|\d{4}|ago|today|yesterday)\b[^.!?]{0,25}(?:[ap]\.?m\.?)?[\W]*$",
-        re.I,
-    ),
     "republication_note": re.compile(
         r"\b(?:first|originally) (?:published|appeared|ran) (?:by|in|on|at)\b|\brepublished (?:here )?(?:with|under|by)\b|"
         r"\bthis (?:story|article|report) (?:was|is) (?:produced|distributed|republished|syndicated) (?:by|with|in partnership|under)\b",
@@ -98,19 +119,20 @@ _PROMPTS: dict[str, re.Pattern[str]] = {
         re.I,
     ),
     "newsletter_prompt": re.compile(
-        r"^(?:sign up|subscribe|register)\b.{0,80}\b(?:newsletters?|briefing|digest|inbox|e-?mails?|alerts)\b|"
-        r"\b(?:sign up|subscribe) (?:for|to) (?:our|the) [\w' -]{0,40}newsletter|\bin your inbox\b|^newsletters?\b",
+        r"^(?:sign up|subscribe|register|get|receive)\b.{0,80}\b(?:newsletters?|briefing|digest|inbox|e-?mails?|alerts)\b|"
+        r"(?:^|[.?!:]\s+)(?:sign up|subscribe) (?:for|to) (?:our|the) [\w'’ ,-]{0,60}newsletter|^newsletters?\b|"
+        r"(?:メルマガ|メールマガジン|ニュースレター|뉴스레터).{0,30}(?:登録|購読|구독|신청)|(?:登録|구독|신청).{0,20}(?:メルマガ|メールマガジン|뉴스레터)",
         re.I,
     ),
     "subscription_prompt": re.compile(
-        r"\b(?:subscribe (?:now|today|for)|become a (?:subscriber|member)|support (?:our|independent|local) journalism|"
-        r"already a subscriber|log ?in to (?:read|continue)|to continue reading|subscribers only|"
-        r"unlimited (?:digital )?access)\b",
+        r"^(?:subscribe (?:now|today|for)|become a (?:subscriber|member) (?:today|now|to|and)|"
+        r"support (?:our|independent|local) journalism|already a subscriber|log ?in to (?:read|continue)|subscribers? only)\b|"
+        r"\b(?:to continue reading|already a subscriber\?|subscribe (?:now|today))|\bsubscri\w*\b.{0,60}\bunlimited (?:digital )?access\b",
         re.I,
     ),
     "cookie_notice": re.compile(
-        r"\b(?:we use cookies|(?:this|our) (?:web)?site uses cookies|cookie (?:policy|settings|preferences|notice)|"
-        r"accept (?:all )?cookies|by continuing to (?:use|browse) (?:this|our) (?:web)?site)\b",
+        r"^(?:we use cookies|we and our partners use|(?:this|our) (?:web)?site uses cookies|by continuing to (?:use|browse)|"
+        r"accept (?:all )?cookies|cookie (?:policy|settings|preferences|notice))\b|\bwe use cookies\b",
         re.I,
     ),
     "follow_prompt": re.compile(
@@ -120,13 +142,20 @@ _PROMPTS: dict[str, re.Pattern[str]] = {
         re.I,
     ),
 }
+# A person's job in journalism as the subject of the sentence: "Jane Doe is a staff writer …",
+# "Kenta Yamamoto writes about tourism for the …"; not "General Motors is cutting … staff".
 _BIO = re.compile(
     r"^(?!(?:This|That|These|Those|It|He|She|They|We|There|Here|What|The)\b)"
-    r"[A-Z][\w.'’-]*\s+(?:[A-Z][\w.'’-]*\s+){1,4}(?:is|was|has been|joined|covers|reports|writes|operates|leads|serves)\b"
-    r".{0,300}\b(?:reporter|correspondent|editor|writer|journalist|columnist|contributor|producer|newsroom|"
-    r"desk|staff|team|news platform|bureau)\b",
+    r"[A-Z][\w.'’-]*(?:\s+[A-Z][\w.'’-]*){1,4}\s+(?:"
+    r"(?:is|was|has been|serves as|joined \S+(?: \S+)? as)\s+(?:a|an|the)\s+(?:[\w-]+\s+){0,3}"
+    r"(?:reporter|correspondent|editor|writer|journalist|columnist|contributor|producer|photographer|intern)\b|"
+    r"(?:covers|writes about|reports on)\b.{0,120}\bfor (?:the )?[A-Z])",
 )
-_ABOUT_AUTHOR = re.compile(r"^about (?:the )?authors?\W*$", re.I)
+_ABOUT_AUTHOR = re.compile(
+    r"^(?:about (?:the )?(?:authors?|writers?|reporters?|contributors?)|この記事を書いた人|筆者紹介|著者紹介|"
+    r"기자 소개|작성자|关于作者|作者简介)\W*$",
+    re.I,
+)
 _NEAR_REPEAT = 0.8
 _CAPTION_ECHO = 0.85
 _SHORT_WORDS = 8
@@ -153,6 +182,7 @@ class Page:
     paragraphs: list[str]
     title: str | None = None
     author: str | None = None
+    site_name: str | None = None
     html_captions: list[str] = field(default_factory=list)  # captions dropped with the page's figure markup
     removed: dict[int, Removal] = field(default_factory=dict)
     names: set[str] = field(default_factory=set)  # normalised author names seen in bylines and author boxes
@@ -230,9 +260,9 @@ def byline(page: Page) -> dict[int, str | None]:
             names = re.sub(_BRACKETED_EMAIL, "", match.group(1)).split(",")[0]
             page.names.update(normalize(n) for n in re.split(r"\band\b|&", names, flags=re.I) if n.strip())
             found[i] = None
-        elif _KOREAN_BYLINE.match(text) or _ONLY_EMAIL.match(text) or _CJK_BYLINE.match(text):
+        elif _KOREAN_BYLINE.match(text) or _ONLY_EMAIL.match(text) or _CJK_BYLINE.match(text) or _PAREN_NAME.match(text):
             found[i] = None
-        elif page.length(i) <= 20 and _BRACKETED_EMAIL.search(text):
+        elif page.length(i) <= 25 and (_BRACKETED_EMAIL.search(text) or _CONTACT.match(text)):
             found[i] = "contact line"
         elif author and normalize(re.sub(r"^by\s+", "", text, flags=re.I)) == author:
             found[i] = "the page's author"
@@ -243,7 +273,8 @@ def credit_line(page: Page) -> dict[int, str | None]:
     found: dict[int, str | None] = {}
     for i, p in page.kept():
         text = p.strip()
-        if _CREDIT.match(text) and page.length(i) <= 40:
+        credit = _CREDIT.match(text)
+        if credit and page.length(i) <= 40 and _looks_like_names(credit.group(1)):
             found[i] = "reporting/editing credit"
         elif page.length(i) <= 30 and _COPYRIGHT.search(text):
             found[i] = "copyright or contributor line"
@@ -254,18 +285,21 @@ def credit_line(page: Page) -> dict[int, str | None]:
     return found
 
 
-def _is_caption(text: str, words: int) -> bool:
-    if _CAPTION_LEAD.match(text) or _CAPTION_LABEL.match(text):
-        return True
+def _is_site(credit: str, site_name: str) -> bool:
+    """The page's own outlet: "(Setouchi Shimpo)" on "Setouchi Shimpo English"."""
+    return len(credit) >= 4 and bool(site_name) and (site_name.startswith(credit) or credit.startswith(site_name))
+
+
+def _is_caption(text: str, words: int, site_name: str) -> bool:
     if words > 60:
         return False
-    if _BARE_CREDIT.search(text):
+    if _CAPTION_LEAD.match(text) or _CAPTION_LABEL.match(text) or _BARE_CREDIT.search(text):
         return True
     credit = _END_CREDIT.search(text)
     if not credit:
         return False
     inner = credit.group(1).strip()
-    if _PHOTO_CREDIT.search(inner):
+    if _PHOTO_CREDIT.search(inner) or _SLASH_CREDIT.match(inner) or _is_site(normalize(inner), site_name):
         return True
     if not _AGENCY_CREDIT.match(inner):
         return False
@@ -279,7 +313,7 @@ def photo_caption(page: Page) -> dict[int, str | None]:
     found: dict[int, str | None] = {}
     captions = [shingles(normalize(c), 5) for c in page.html_captions if len(c) > 20]
     for i, p in page.kept():
-        if _is_caption(p.strip(), page.length(i)):
+        if _is_caption(p.strip(), page.length(i), normalize(page.site_name or "")):
             found[i] = None
         elif any(jaccard(page.shingles(i), c) >= _CAPTION_ECHO for c in captions):
             found[i] = "repeats a figure caption"
@@ -320,8 +354,9 @@ def author_bio(page: Page) -> dict[int, str | None]:
     for n, (i, p) in enumerate(kept):
         if _ABOUT_AUTHOR.match(p.strip()):
             found[i] = "heading"
-            if n + 1 < len(kept):
-                found[kept[n + 1][0]] = "after 'About the author'"
+            for j, _ in kept[n + 1 : n + 3]:  # the name, then the bio
+                if page.length(j) <= 80:
+                    found[j] = "after an 'About the author' heading"
     for i, p in kept[-_TAIL:]:
         text = page.normal(i)
         if any(text.startswith(name + " ") for name in names) and 12 <= page.length(i) <= 120:
@@ -340,6 +375,11 @@ _SOCIAL = frozenset(
 
 _SOCIAL_LEADS = _SOCIAL - {"this", "on", "via", "with"}
 _SOCIAL_WORD = re.compile(r"[\w-]+")
+
+
+def timestamp_line(page: Page) -> dict[int, str | None]:
+    """"Published June 17, 2025 at 12:05 p.m.", "April 10, 2025 09:30 JST Last updated: …", "2025年4月11日 06:00"."""
+    return {i: None for i, p in page.kept() if page.length(i) <= 16 and _TIMESTAMP.match(p.strip())}
 
 
 def share_prompt(page: Page) -> dict[int, str | None]:
@@ -377,6 +417,7 @@ RULES: list[Rule] = [
     photo_caption,
     repeated_passage,
     author_bio,
+    timestamp_line,
     share_prompt,
     *(_prompt_rule(name, pattern) for name, pattern in _PROMPTS.items()),
 ]

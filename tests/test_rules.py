@@ -136,3 +136,56 @@ def test_a_sentence_ending_with_an_agency_is_not_a_caption() -> None:
 def test_every_rule_has_a_name() -> None:
     names = [rule.__name__ for rule in RULES]
     assert len(names) == len(set(names)) and "<lambda>" not in names
+
+
+@pytest.mark.parametrize(
+    "paragraph",
+    [
+        "Still, the report released by the central bank on Thursday shows that inflation eased for a third month, "
+        "giving policymakers room to pause.",
+        "An image released by the Pentagon shows the damaged radar site, which officials said had been hit by two drones.",
+        "Research by the University of Michigan found that consumer sentiment fell sharply in June.",
+        "Sweden applied to become a member of NATO in 2022, ending two centuries of military non-alignment.",
+        "The new pass gives travelers unlimited access to domestic flights for a flat monthly fee.",
+        "\u201cIf a message like this lands in your inbox, do not click the link,\u201d the FBI said in its warning.",
+        "Regulators said the app had pressured users to accept all cookies before they could read a single article.",
+        "General Motors is cutting 1,000 jobs at its Michigan plants, including engineering staff.",
+        "文化和旅游部发布数据显示，端午节假期全国国内旅游出游1.1亿人次。",
+        "记者从市交通委获悉，地铁5号线将于本月底开通运营。",
+        "The landowners can write to the district office at conservation@gmd5.example.org or attend one of three public meetings.",
+        "Updated figures released on Monday show the economy grew 3 percent in the second quarter.",
+    ],
+)
+def test_story_text_that_looks_a_little_like_boilerplate_stays(paragraph: str) -> None:
+    assert removed_by([BODY[0], BODY[1], paragraph, BODY[2]]) == {}
+
+
+@pytest.mark.parametrize(
+    ("line", "rule"),
+    [
+        ("Passengers wait to board the morning ferry at the terminal on Monday (Harbor Ledger photo).", "photo_caption"),
+        ("Apricot blossoms damaged by frost, east of Millbrook, Wednesday (Ravi Sandoval / Valley Courier)", "photo_caption"),
+        ("改装された元呉服店の共同作業スペース（瀬戸内市港町で、山本健太撮影）", "photo_caption"),
+        ("Reach Marisol Trent at mtrent@valleycourier.example or 555-0143.", "byline"),
+        ("（山本健太）", "byline"),
+        ("April 10, 2025 09:30 JSTLast updated: April 10, 2025 12:00 JST", "timestamp_line"),
+        ("2025年4月11日 06:00最終更新：2025年4月11日 06:00", "timestamp_line"),
+        ("Don't miss a story: subscribe to The Inland Sea Weekly newsletter.", "newsletter_prompt"),
+        ("▼無料メルマガ登録はこちらから。最新ニュースを毎朝お届けします", "newsletter_prompt"),
+        ("文/临江日报记者 李明 通讯员 陈芳", "byline"),
+        ("Kenta Yamamoto writes about tourism and transport for the Setouchi Shimpo English edition.", "author_bio"),
+    ],
+)
+def test_boilerplate_from_unseen_sites(line: str, rule: str) -> None:
+    assert removed_by([*BODY[:2], line, *BODY[2:]]) == {line: rule}
+
+
+def test_a_credit_naming_the_pages_own_outlet_is_a_caption() -> None:
+    line = "Cyclists crossing the Kasumi Strait Bridge, April 8 (Setouchi Shimpo)"
+    assert removed_by([*BODY, line], site_name="Setouchi Shimpo English") == {line: "photo_caption"}
+    assert removed_by([*BODY, line]) == {}, "without knowing the outlet, a bracketed name is not enough"
+
+
+def test_about_the_writer_box() -> None:
+    box = ["この記事を書いた人", "山本健太", "山本健太（やまもと・けんた） 瀬戸内新報社会部記者。まちづくりと観光を担当。"]
+    assert set(removed_by([*BODY, *box])) == set(box)
