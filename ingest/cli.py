@@ -1,4 +1,8 @@
-"""The ``ingest`` command: the pipeline outside Airflow, through the same code the DAG runs."""
+"""The ``ingest`` command: the pipeline outside Airflow, through the same code the DAG runs.
+
+Heavy modules (SQLAlchemy, trafilatura, the pipeline) are imported by the
+subcommand that needs them, so ``ingest --help`` answers at once.
+"""
 
 from __future__ import annotations
 
@@ -6,28 +10,32 @@ import argparse
 import gzip
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from pydantic import ValidationError
 from rich.console import Console
-from rich.logging import RichHandler
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ingest import __version__
-from ingest.db import safe_url
 from ingest.errors import UserError
-from ingest.settings import Settings
+
+if TYPE_CHECKING:
+    from ingest.settings import Settings
 
 console = Console(stderr=True, soft_wrap=True)
+_PAGE_SUFFIXES = (".html", ".htm", ".xhtml", ".html.gz", ".htm.gz", ".gz")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    from pydantic import ValidationError
+
+    from ingest.settings import Settings
+
     overrides: dict[str, Any] = {}
     if getattr(args, "feeds", None):
         overrides["feeds_file"] = args.feeds
@@ -39,6 +47,16 @@ def _settings(args: argparse.Namespace) -> Settings:
         first = exc.errors()[0]
         name = "INGEST_" + "__".join(str(part) for part in first["loc"]).upper()
         raise UserError(f"setting {name}: {first['msg']}") from None
+
+
+def _existing_store(url: str) -> str:
+    """Reading commands must not create an empty SQLite file from a mistyped path."""
+    from sqlalchemy.engine import make_url
+
+    database = make_url(url).database if url.startswith("sqlite") else None
+    if database and database != ":memory:" and not Path(database).exists():
+        raise UserError(f"no news store at {database} (check --db or INGEST_DB_URL)")
+    return url
 
 
 @contextmanager
@@ -64,6 +82,9 @@ def summary_table(stats: dict[str, int]) -> Table:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ingest.db import safe_url
     from ingest.pipeline import deduplicate, ingest_batch, plan, summarize
 
     settings = _settings(args)
@@ -80,13 +101,17 @@ def cmd_run(args: argparse.Namespace) -> int:
                 task = tasks[event.rstrip("s")]
                 progress.update(task, total=(progress.tasks[task].total or 0) + count)
 
-        parts = [ingest_batch(settings, batch, report) for batch in batches]
-    console.print("deduplicating …")
-    parts.append(deduplicate(settings))
+        parts = [ingest_batch(settings, batch, report, ignore_backoff=args.ignore_backoff) for batch in batches]
+        parts.append(deduplicate(settings))
     stats = summarize(settings, f"cli__{started:%Y-%m-%dT%H:%M:%S.%f}", parts, started)
     out = Console(soft_wrap=True)
     out.print(f"ingest run · {len(batches)} batch(es) · {safe_url(settings.db_url)}")
     out.print(summary_table(stats))
+    if stats["feeds_backing_off"]:
+        console.print("some feeds are backing off after errors; `ingest run --ignore-backoff` fetches them now")
+    if stats["feeds_failed"] and not (stats["feeds_fetched"] or stats["feeds_not_modified"]):
+        console.print("[red]error:[/red] every feed failed; see the warnings above")
+        return 1
     return 0
 
 
@@ -95,37 +120,50 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     with _output(args.output) as out:
-        count = export_articles(settings.db_url, out)
+        count = export_articles(_existing_store(settings.db_url), out)
     console.print(f"exported {count} articles" + (f" to {args.output}" if args.output else ""))
     return 0
 
 
-def _pages(paths: Sequence[str]) -> Iterator[Path]:
+def _looks_like_html(body: bytes) -> bool:
+    head = body[:2048].lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html", b"<?xml")) and b"<html" in body[:4096].lower()
+
+
+def _pages(paths: Sequence[str]) -> Iterator[tuple[Path, bytes]]:
+    """Saved pages as bytes: .html/.htm files and gzipped ones (the raw archive's *.gz too,
+    where a gzipped file that is not HTML, such as an archived feed, is skipped)."""
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.name.endswith((".html", ".htm", ".html.gz", ".htm.gz")))
-        elif path.exists():
-            yield path
-        else:
+        if not path.exists():
             raise UserError(f"no such file or folder: {raw}")
+        files = sorted(p for p in path.rglob("*") if p.name.endswith(_PAGE_SUFFIXES)) if path.is_dir() else [path]
+        for file in files:
+            body = file.read_bytes()
+            if file.name.endswith(".gz"):
+                try:
+                    body = gzip.decompress(body)
+                except (OSError, EOFError) as exc:
+                    raise UserError(f"{file}: not a gzip file ({exc})") from None
+            if path.is_dir() and not _looks_like_html(body):
+                continue
+            yield file, body
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
     from ingest.extract import decode_html, extract_page
+    from ingest.urls import canonicalize_url
 
-    pages = list(_pages(args.paths))
-    if args.url and len(pages) != 1:
-        raise UserError("--url applies to one page; give one file")
+    url = canonicalize_url(args.url) if args.url else None
+    pages = _pages(args.paths)
     with _output(args.output) as out:
-        for path in pages:
-            body = path.read_bytes()
-            if path.name.endswith(".gz"):
-                body = gzip.decompress(body)
-            result = extract_page(decode_html(body), args.url)
+        for count, (path, body) in enumerate(pages, start=1):
+            if url and count > 1:
+                raise UserError("--url applies to one page; give one file")
+            result = extract_page(decode_html(body), url)
             record = {
                 "file": str(path),
-                "url": result.url or args.url,
+                "url": result.url or url,
                 "title": result.title,
                 "author": result.author,
                 "published": result.published.isoformat() if result.published else None,
@@ -147,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="one full pass: feeds → pages → clean text → dedup → store")
     run.add_argument("--feeds", type=Path, help="feeds YAML file (default: $INGEST_FEEDS_FILE or feeds.yaml)")
     run.add_argument("--db", help="database URL (default: $INGEST_DB_URL or sqlite:///data/news.db)")
+    run.add_argument("--ignore-backoff", action="store_true", help="fetch feeds that are backing off after errors too")
     run.set_defaults(func=cmd_run)
 
     export = commands.add_parser("export", help="stored articles as JSON Lines")
@@ -162,23 +201,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(message)s",
-        handlers=[RichHandler(console=console, show_path=False, show_time=False)],
-    )
+def _logging(verbose: bool) -> None:
+    """Rich output on a terminal; plain unwrapped lines otherwise (CI logs, files, pipes)."""
+    handler: logging.Handler
+    if console.is_terminal:
+        from rich.logging import RichHandler
+
+        handler = RichHandler(console=console, show_path=False, show_time=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
     for noisy in ("trafilatura", "htmldate", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _logging(args.verbose)
     try:
         return args.func(args)
     except UserError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
         return 2
     except KeyboardInterrupt:
         console.print("interrupted")
         return 130
+    except BrokenPipeError:  # `ingest export | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -71,8 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         if not feeds_file:
             try:
                 site = stack.enter_context(serve(port=args.port))
-            except OSError:  # the port is taken: any free one (feeds then look new to the store)
-                site = stack.enter_context(serve(port=0))
+            except OSError as exc:
+                # Another port would change every article URL and the store would see ten new articles.
+                raise SystemExit(f"cannot serve the sample site on port {args.port} ({exc.strerror}); "
+                                 "stop what uses it, or set INGEST_DEMO_PORT (with a new --data folder)") from None
             feeds_file = str(data / "feeds.yaml")
             site.write_feeds_file(feeds_file)
             console.print(f"sample site: {site.base_url}  ({len(site.feeds)} feeds, listed in {feeds_file})")

@@ -24,6 +24,8 @@ os.environ.update(
     AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
     AIRFLOW__LOGGING__LOGGING_LEVEL="WARNING",
 )
+# read before the INGEST_* variables are cleared below
+PG_ADMIN_URL = os.environ.get("INGEST_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 for name in [n for n in os.environ if n.startswith("INGEST_")]:
     del os.environ[name]  # a developer's own settings must not leak into the tests
 
@@ -33,7 +35,6 @@ from sqlalchemy.exc import OperationalError  # noqa: E402
 from ingest.sample_site import SampleSite, serve  # noqa: E402
 from ingest.settings import HttpSettings, Settings  # noqa: E402
 
-PG_ADMIN_URL = os.environ.get("INGEST_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 @pytest.fixture(scope="session")

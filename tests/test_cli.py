@@ -61,3 +61,28 @@ def test_extract_with_url(tmp_path: Path) -> None:
     (tmp_path / "p.html").write_text(f"<html><body><article><p>{BODY[0]}</p></article></body></html>")
     done = ingest("extract", "p.html", "--url", "https://n.example/a", cwd=tmp_path)
     assert json.loads(done.stdout)["url"] == "https://n.example/a"
+
+
+def test_export_refuses_a_store_that_does_not_exist(tmp_path: Path) -> None:
+    done = ingest("export", "--db", "sqlite:///data/nwes.db", cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.startswith("error: no news store at data/nwes.db")
+    assert not (tmp_path / "data").exists(), "a typo must not create an empty store"
+
+
+def test_export_into_a_closed_pipe_is_quiet(tmp_path: Path) -> None:
+    from ingest.db import open_store, transaction
+    from ingest.models import Article, ArticleStatus
+    from datetime import datetime, timezone
+
+    url = f"sqlite:///{tmp_path / 'news.db'}"
+    now = datetime.now(timezone.utc)
+    with transaction(open_store(url)) as session:
+        session.add_all(
+            Article(url=f"https://n.example/{n}", raw_url="x", source="t", status=ArticleStatus.stored, discovered_at=now, title="t" * 500)
+            for n in range(2000)
+        )
+    done = subprocess.run(
+        f"{sys.executable} -m ingest export --db {url} | head -c 100 > /dev/null; echo ${{PIPESTATUS[0]}}",
+        shell=True, executable="/bin/bash", capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )
+    assert "Traceback" not in done.stderr and done.stdout.strip() == "0"
