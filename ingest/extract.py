@@ -11,6 +11,7 @@ trafilatura keeps.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -111,8 +112,10 @@ def _names_boilerplate(text: str) -> bool:
     return not (_BOILERPLATE_WORDS.isdisjoint(words) and _BOILERPLATE_PAIRS.isdisjoint(zip(words, words[1:])))
 
 
+@functools.lru_cache(maxsize=65536)
 def _token(value: str) -> str | None:
-    """The whitespace-separated part of an attribute value that names boilerplate."""
+    """The whitespace-separated part of an attribute value that names boilerplate
+    (cached: a page repeats its few dozen class names on hundreds of elements)."""
     if not _names_boilerplate(value):  # the common case, in one pass over the whole value
         return None
     return next((token for token in value.split() if _names_boilerplate(token)), None)

@@ -229,6 +229,12 @@ def _looks_like_names(text: str) -> bool:
     return capitalised / len(words) >= 0.6
 
 
+def _similar_length(a: int, b: int, threshold: float) -> bool:
+    """Shingle Jaccard >= threshold needs texts of about the same length (10 % slack for
+    the punctuation normalisation drops); checking this first saves the shingling."""
+    return threshold * max(a, b) <= min(a, b) * 1.1
+
+
 def _looks_like_name_line(text: str) -> bool:
     """A short line of capitalised words without digits or sentence punctuation."""
     return not _NAME_PUNCTUATION.search(text) and len(_words(text)) <= 6 and _looks_like_names(text)
@@ -311,11 +317,12 @@ def _is_caption(text: str, words: int, site_name: str) -> bool:
 def photo_caption(page: Page) -> dict[int, str | None]:
     """Captions written into the body, and body paragraphs that repeat a caption of the page's figures."""
     found: dict[int, str | None] = {}
-    captions = [shingles(normalize(c), 5) for c in page.html_captions if len(c) > 20]
+    captions = [(len(c), shingles(normalize(c), 5)) for c in page.html_captions if len(c) > 20]
+    site_name = normalize(page.site_name or "")
     for i, p in page.kept():
-        if _is_caption(p.strip(), page.length(i), normalize(page.site_name or "")):
+        if _is_caption(p.strip(), page.length(i), site_name):
             found[i] = None
-        elif any(jaccard(page.shingles(i), c) >= _CAPTION_ECHO for c in captions):
+        elif any(_similar_length(len(p), n, _CAPTION_ECHO) and jaccard(page.shingles(i), c) >= _CAPTION_ECHO for n, c in captions):
             found[i] = "repeats a figure caption"
     return found
 
@@ -330,11 +337,9 @@ def repeated_passage(page: Page) -> dict[int, str | None]:
     lines = Counter(page.normal(i) for i, _ in kept if page.length(i) <= 6)
     for i, p in kept:
         for j, removal in page.removed.items():
-            # Jaccard >= 0.8 needs lengths within 0.8 of each other: skip the shingling otherwise.
-            if _NEAR_REPEAT * len(page.paragraphs[j]) <= len(p) * 1.1 and _NEAR_REPEAT * len(p) <= len(page.paragraphs[j]) * 1.1:
-                if jaccard(page.shingles(i), page.shingles(j)) >= _NEAR_REPEAT:
-                    found[i] = f"repeats paragraph {j + 1} ({removal.rule})"
-                    break
+            if _similar_length(len(p), len(page.paragraphs[j]), _NEAR_REPEAT) and jaccard(page.shingles(i), page.shingles(j)) >= _NEAR_REPEAT:
+                found[i] = f"repeats paragraph {j + 1} ({removal.rule})"
+                break
         else:
             if page.length(i) > 6 or lines[page.normal(i)] < 2 or not _looks_like_name_line(p):
                 continue
