@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     ext.set_defaults(func=extraction)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
-    return args.func(args, Console(soft_wrap=True))
+    return args.func(args, Console(soft_wrap=True, width=max(120, Console().width)))
 
 
 if __name__ == "__main__":
