@@ -46,3 +46,4 @@ class RunStats(Counts):
     duplicate_articles: int = 0
     passages_stored: int = 0
     duplicate_passages: int = 0
+    template_passages: int = 0

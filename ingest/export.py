@@ -26,6 +26,8 @@ def _first_urls(session: Session, passage_ids: set[int]) -> dict[int, str]:
 
 
 def article_record(article: Article, first_urls: dict[int, str]) -> dict[str, Any]:
+    """One export line; a site's template passages (see ``ingest.dedup``) are left out."""
+    passages = [p for p in article.passages if not p.template]
     return {
         "url": article.url,
         "title": article.title,
@@ -34,11 +36,11 @@ def article_record(article: Article, first_urls: dict[int, str]) -> dict[str, An
         "author": article.author,
         "language": article.language,
         "site_name": article.site_name,
-        "text": "\n".join(p.text for p in article.passages),
+        "text": "\n".join(p.text for p in passages),
         "duplicate_of": article.duplicate_of.url if article.duplicate_of else None,
         "passages": [
             {"text": p.text, "duplicate_of": first_urls.get(p.duplicate_of_id) if p.duplicate_of_id else None}
-            for p in article.passages
+            for p in passages
         ],
     }
 

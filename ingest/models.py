@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -170,6 +171,9 @@ class Passage(Base):
     norm_hash: Mapped[int] = mapped_column(BigInteger, index=True)
     duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("passages.id"), index=True)
     similarity: Mapped[float | None] = mapped_column(Float)
+    # Site template (a bio, a disclaimer, a "follow us" line the site repeats on its
+    # articles): kept here, left out of the article's text.
+    template: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     article: Mapped[Article] = relationship(back_populates="passages")
     duplicate_of: Mapped[Passage | None] = relationship(remote_side=[id])

@@ -47,6 +47,7 @@ class DedupSettings(BaseModel):
     passage_threshold: float = Field(0.7, gt=0, le=1, description="exact shingle Jaccard at which a passage is a near-duplicate")
     article_threshold: float = Field(0.5, gt=0, le=1, description="share of an article's text that must repeat one earlier article")
     min_near_chars: int = Field(40, ge=1, description="shorter passages are only matched exactly")
+    template_min_articles: int = Field(3, ge=2, description="articles of one site repeating a passage at their head or foot that make it template text")
 
     @model_validator(mode="after")
     def _bands_fit(self) -> DedupSettings:

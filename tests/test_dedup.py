@@ -171,3 +171,66 @@ def test_a_shared_footer_does_not_make_an_article_a_duplicate(engine: Engine) ->
     deduplicate_pending(engine, SETTINGS)
     assert duplicate_of(engine, "https://markets.example/tesla") is None
     assert passages_of(engine, "https://markets.example/tesla")[1][1] == "https://markets.example/oil"
+
+
+BIO = ("Mira Okafor covers county government and the port for the Harbor Daily. She joined the newsroom in 2019 "
+       "after five years at the Delta Courier.")
+STORIES = [
+    [P1, P2, P3],
+    [P4, P5, "Ferry fares will rise by 8 percent on July 1, the port authority said, citing fuel costs and a new night crossing."],
+    ["The tide-pool count found 412 sea stars, the most since volunteers began counting in 2009, organisers said.", SHARED, P2.replace("inspect", "check")],
+]
+
+
+def template_flags(engine: Engine, url: str) -> list[bool]:
+    with transaction(engine) as session:
+        article = session.scalars(select(Article).where(Article.url == url)).one()
+        return [p.template for p in article.passages]
+
+
+def test_a_bio_one_site_repeats_is_template_text(engine: Engine) -> None:
+    for n, story in enumerate(STORIES):
+        add(engine, f"https://harbor.example/{n}", [*story, BIO], published=T0 + timedelta(hours=n))
+    stats = deduplicate_pending(engine, SETTINGS)
+    assert stats.template_passages == 3
+    for n in range(3):
+        assert template_flags(engine, f"https://harbor.example/{n}") == [False, False, False, True]
+        assert duplicate_of(engine, f"https://harbor.example/{n}") is None
+
+
+def test_the_same_passage_on_three_sites_is_not_a_template(engine: Engine) -> None:
+    for n, story in enumerate(STORIES):
+        add(engine, f"https://site{n}.example/story", [*story, BIO], published=T0 + timedelta(hours=n))
+    assert deduplicate_pending(engine, SETTINGS).template_passages == 0
+
+
+def test_background_reused_mid_story_is_not_a_template(engine: Engine) -> None:
+    background = ("The port has been run by a public authority since 1962, when the state bought it from the railway "
+                  "company that built the first piers.")
+    texts = [P1, P2, P3, P4, P5, STORIES[1][2], STORIES[2][0], SHARED + " Growers say they cannot plan that far ahead.",
+             "Volunteers planted 3,000 oak seedlings along the river bank on Saturday, the parks department said.",
+             "The school board voted 5-2 to move the start of classes to 8:30 a.m. from next autumn.",
+             "Fishermen reported the largest salmon run in a decade, with catches up by nearly a third.",
+             "A new bus line will link the airport with the old town every fifteen minutes from June.",
+             "The museum reopened its east wing after a two-year renovation that cost 14 million dollars.",
+             "Police closed the coastal highway for six hours after a rock slide near the northern tunnel.",
+             "The hospital opened a night clinic for children, staffed by two doctors and four nurses."]
+    for n in range(3):
+        own = texts[n * 5 : n * 5 + 5]
+        add(engine, f"https://harbor.example/{n}", [own[0], own[1], background, own[2], own[3], own[4]],
+            published=T0 + timedelta(hours=n))
+    stats = deduplicate_pending(engine, SETTINGS)
+    assert stats.duplicate_passages == 2 and stats.template_passages == 0
+
+
+def test_template_found_across_runs_is_left_out_of_every_copy(engine: Engine) -> None:
+    import io
+
+    from ingest.export import export_articles
+
+    for n, story in enumerate(STORIES):
+        add(engine, f"https://harbor.example/{n}", [*story, BIO], published=T0 + timedelta(hours=n))
+        deduplicate_pending(engine, SETTINGS)  # one article per run
+    out = io.StringIO()
+    export_articles(str(engine.url), out)
+    assert BIO not in out.getvalue() and P1 in out.getvalue()

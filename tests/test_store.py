@@ -73,3 +73,16 @@ def test_readers_do_not_block_writers_on_sqlite(tmp_path) -> None:  # type: igno
         thread.start()
         assert wrote.wait(5), "a write waited for a reader"
     thread.join()
+
+
+def test_migrations_match_the_models(db_url: str) -> None:
+    """Every model change comes with its Alembic migration."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from ingest.models import Base
+
+    engine = open_store(db_url)
+    with engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}), Base.metadata)
+    assert diff == []

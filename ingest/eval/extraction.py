@@ -86,3 +86,50 @@ def evaluate(root: Path, limit: int | None = None) -> Report:
         for name in METADATA:
             filled[name] += getattr(ours, name) is not None
     return Report(len(pages), list(rows.values()), filled)
+
+
+@dataclass
+class FixtureRow:
+    """Whole-paragraph checks on pages with known body and boilerplate."""
+
+    name: str
+    pages: int = 0
+    body: int = 0
+    body_kept: int = 0
+    boilerplate: int = 0
+    boilerplate_kept: int = 0
+    filled: dict[str, int] = field(default_factory=lambda: dict.fromkeys(METADATA, 0))
+
+
+def _fixture_pages() -> dict[str, list[tuple[str, str | None, list[str], list[str]]]]:
+    """(html, url, body paragraphs, boilerplate strings) for the sample site and the held-out pages."""
+    from ingest.sample_site import boilerplate, load_articles
+    from ingest.sample_site.render import article_page
+
+    base = "http://sample.test"
+    sample = [(article_page(a, base), a.url, list(a.body), boilerplate(a)) for a in load_articles(base)]
+    heldout_dir = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "heldout"
+    truth = json.loads((heldout_dir / "truth.json").read_text(encoding="utf-8")) if heldout_dir.exists() else {}
+    heldout = [((heldout_dir / n).read_text(encoding="utf-8"), t["url"], t["body"], t["boilerplate"]) for n, t in sorted(truth.items())]
+    return {"sample site": sample, "held-out pages": heldout}
+
+
+def fixtures() -> list[FixtureRow]:
+    """Body paragraphs kept and boilerplate strings kept, plain trafilatura beside news-ingest."""
+    plain = SYSTEMS["trafilatura favor_precision"]
+    rows: list[FixtureRow] = []
+    for corpus, pages in _fixture_pages().items():
+        mine, theirs = FixtureRow(f"{corpus}: news-ingest"), FixtureRow(f"{corpus}: trafilatura favor_precision")
+        for html, url, body, boilerplate in pages:
+            ours = extract_page(html, url)
+            for row, text in ((mine, ours.text), (theirs, plain(html, url))):
+                flat = " ".join(text.split())
+                row.pages += 1
+                row.body += len(body)
+                row.body_kept += sum(" ".join(b.split()) in flat for b in body)
+                row.boilerplate += len(boilerplate)
+                row.boilerplate_kept += sum(" ".join(b.split()) in flat for b in boilerplate)
+            for name in METADATA:
+                mine.filled[name] += getattr(ours, name) is not None
+        rows += [theirs, mine]
+    return rows

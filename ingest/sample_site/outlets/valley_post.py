@@ -33,6 +33,7 @@ def boilerplate(site: Site, article: Article) -> list[str]:
         related_line(site, article),
         chrome["newsletter"],
         chrome["syndication_note"] if article.syndicates else None,
+        chrome["standing_note"],
         chrome["most_read"],
         *(a.title for a in others(site, article)),
         *chrome["footer"],
@@ -63,6 +64,7 @@ def _story(site: Site, article: Article) -> str:
         out += slots.get(i, [])
     if article.syndicates:
         out.append(f"<p><em>{e(chrome['syndication_note'])}</em></p>")
+    out.append(f"<p>{e(chrome['standing_note'])}</p>")
     return "\n".join(out)
 
 
