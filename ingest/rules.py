@@ -428,10 +428,21 @@ RULES: list[Rule] = [
 ]
 
 
+# "…と発表した。（共同）": an agency credit glued to the end of the story's last paragraph.
+_TRAILING_CREDIT = re.compile(
+    r"(?<=[\s。.」”\"])\s*([（(](?:共同|時事|新華社|新华社|中新社|연합뉴스|뉴시스|AP|AFP|Reuters|Yonhap|Kyodo|Xinhua)[）)])\s*$"
+)
+
+
 def apply_rules(page: Page, rules: list[Rule] = RULES) -> tuple[list[str], list[Removal]]:
-    """The paragraphs kept, and each removal with its rule, in page order."""
+    """The paragraphs kept, and each removal with its rule, in page order. Rules remove
+    whole paragraphs; the one exception trims an agency credit off the last paragraph."""
     for rule in rules:
         for index, detail in rule(page).items():
             page.removed.setdefault(index, Removal(rule.__name__, page.paragraphs[index], detail))
     kept = [p for _, p in page.kept()]
-    return kept, [page.removed[i] for i in sorted(page.removed)]
+    removed = [page.removed[i] for i in sorted(page.removed)]
+    if kept and (credit := _TRAILING_CREDIT.search(kept[-1])):
+        kept[-1] = kept[-1][: credit.start()].rstrip()
+        removed.append(Removal("trailing_credit", credit.group(1)))
+    return kept, removed

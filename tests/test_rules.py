@@ -130,7 +130,9 @@ def test_short_repeated_lines_inside_the_story_stay() -> None:
 
 def test_a_sentence_ending_with_an_agency_is_not_a_caption() -> None:
     line = "The central bank left its key rate unchanged at 3.5 percent on Thursday, as most economists had expected. (Yonhap)"
-    assert removed_by([*BODY, line]) == {}
+    assert removed_by([BODY[0], line, BODY[1]]) == {}
+    kept, removed = apply_rules(Page(paragraphs=[*BODY, line]))  # at the end of the story only the credit goes
+    assert kept[-1] == line.removesuffix(" (Yonhap)") and [r.rule for r in removed] == ["trailing_credit"]
 
 
 def test_every_rule_has_a_name() -> None:
@@ -189,3 +191,13 @@ def test_a_credit_naming_the_pages_own_outlet_is_a_caption() -> None:
 def test_about_the_writer_box() -> None:
     box = ["この記事を書いた人", "山本健太", "山本健太（やまもと・けんた） 瀬戸内新報社会部記者。まちづくりと観光を担当。"]
     assert set(removed_by([*BODY, *box])) == set(box)
+
+
+def test_an_agency_credit_glued_to_the_last_paragraph_is_trimmed() -> None:
+    last = "沿線協議会は十六日、鉄道の運行を来年三月で終え、バス高速輸送システムに転換すると正式に決めた。（共同）"
+    kept, removed = apply_rules(Page(paragraphs=[BODY[0], last]))
+    assert kept == [BODY[0], last.removesuffix("（共同）")]
+    assert [(r.rule, r.text) for r in removed] == [("trailing_credit", "（共同）")]
+    # only at the very end of the story, and not a parenthesis that is part of a sentence
+    kept, removed = apply_rules(Page(paragraphs=[last, BODY[0]]))
+    assert removed == []
