@@ -125,6 +125,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dedup(args: argparse.Namespace) -> int:
+    from ingest.corpus import dedup_jsonl
+    from ingest.db import safe_url
+
+    settings = _settings(args)
+    try:
+        source = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        raise UserError(f"cannot read {args.input}: {exc.strerror}") from None
+    with source, _output(args.output) as out:
+        stats = dedup_jsonl(settings.db_url, source, out, settings.dedup)
+    console.print(f"deduplicated against {safe_url(settings.db_url)}:")
+    console.print(summary_table(stats.as_dict()))
+    return 0
+
+
 def _looks_like_html(body: bytes) -> bool:
     head = body[:2048].lstrip().lower()
     return head.startswith((b"<!doctype html", b"<html", b"<?xml")) and b"<html" in body[:4096].lower()
@@ -192,6 +208,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--db", help="database URL (default: $INGEST_DB_URL)")
     export.add_argument("--output", "-o", help="file to write (default: standard output)")
     export.set_defaults(func=cmd_export)
+
+    dedup = commands.add_parser("dedup", help="deduplicate a JSON Lines corpus of {id, text} against the store's index")
+    dedup.add_argument("--input", "-i", required=True, help="JSON Lines file, one {\"id\", \"text\"} per line (- for standard input)")
+    dedup.add_argument("--output", "-o", help="decisions as JSON Lines (default: standard output)")
+    dedup.add_argument("--db", help="database URL whose index to use (default: $INGEST_DB_URL)")
+    dedup.set_defaults(func=cmd_dedup)
 
     extract = commands.add_parser("extract", help="extract saved pages (.html, .html.gz, folders) without fetching or storing")
     extract.add_argument("paths", nargs="+", help="files or folders")

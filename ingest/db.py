@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import functools
+import json
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import BigInteger, ColumnElement, Engine, any_, bindparam, create_engine, event, func, literal_column, select, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ingest.errors import UserError
 
 SQLITE_BUSY_TIMEOUT_MS = 120_000
+SQLITE_CACHE_KIB = 128 * 1024
 
 
 def safe_url(url: str) -> str:
@@ -62,6 +65,7 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")  # the default 2 MiB thrashes on a large LSH index
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -91,6 +95,14 @@ def reading(engine: Engine) -> Iterator[Session]:
     """A read-only unit of work: on SQLite it does not take the write lock."""
     with Session(engine.execution_options(ingest_readonly=True)) as session, session.begin():
         yield session
+
+
+def among(session: Session, column: ColumnElement[int], values: Sequence[int]) -> ColumnElement[bool]:
+    """``column IN (values)`` bound as one parameter (a JSON array on SQLite, an array on
+    PostgreSQL): thousands of values without thousands of bind parameters to render."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(BigInteger)))
+    return column.in_(select(literal_column("value")).select_from(func.json_each(bindparam(None, json.dumps(list(values))))))
 
 
 def lock(session: Session, name: str) -> None:

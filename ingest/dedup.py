@@ -2,7 +2,11 @@
 
 Articles waiting in ``extracted`` are taken in publication order, a batch per
 transaction under the dedup lock, so that concurrent workers never race and
-"first appearance" means the same thing on every run. For each passage:
+"first appearance" means the same thing on every run. A batch's shingles,
+signatures and band keys are computed at once (``ingest.minhash``), its
+candidates fetched in a few queries, and its decisions written in bulk.
+
+For each passage, in order:
 
 1. an exact match of its normal form with a stored first appearance, else
 2. LSH candidates (shared band keys) verified by their exact shingle Jaccard,
@@ -16,9 +20,11 @@ A passage that one site repeats at the head or foot of several of its articles
 a "follow us" line. It is flagged and left out of the articles' text. Copies on
 other sites never count, so a syndicated story is not a template.
 
-Finally, an article whose text is mostly (``article_threshold`` of its
-characters, in at least two passages) passages first stored in one earlier
-article is marked as that article's duplicate; template passages do not count.
+Finally, an article is marked as the duplicate of the earlier article whose first
+appearances it repeats most, when the two texts' similarity (shared characters
+over the characters of both, a Jaccard estimate) reaches ``article_threshold``
+and at least two passages match; templates and passages too short for near
+matching do not count.
 """
 
 from __future__ import annotations
@@ -28,29 +34,36 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from sqlalchemy import Engine, func, insert, or_, select, update
-from sqlalchemy.orm import Session, selectinload
+import numpy as np
+from sqlalchemy import Engine, func, or_, select, update
+from sqlalchemy.orm import Session
 
 from ingest.counts import Counts
-from ingest.db import lock, transaction
+from ingest.db import among, lock, transaction
 from ingest.errors import UserError
 from ingest.minhash import Sketcher
-from ingest.models import Article, ArticleStatus, IndexMeta, LshKey, Passage
-from ingest.passages import jaccard, normalize, shingles
+from ingest.models import Article, ArticleKey, ArticleStatus, IndexMeta, LshKey, Passage
+from ingest.passages import jaccard, normalize
 from ingest.settings import DedupSettings
 from ingest.urls import host_of
 
 MAX_CANDIDATES = 50  # verified per passage, most shared bands first
 _CHUNK = 500  # values per IN (...) list
+_KEY_CHUNK = 20_000  # band keys per lookup
 _HEAD, _FOOT = 2, 3  # template text sits among an article's first two or last three passages
 _AT_EDGES = 0.75  # share of a template's copies that must sit there
+_SHORTLIST = 3  # candidate articles compared exactly per article
 
 Site = tuple[str, str]
 
 
 def site_of(url: str, site_name: str | None) -> Site:
-    """Host and declared site name: outlets sharing a host (or a CDN) stay apart."""
-    return host_of(url), (site_name or "").casefold()
+    """Host and declared site name: outlets sharing a host (or a CDN) stay apart. A
+    document without a host (``ingest dedup`` input) is its own site unless it names one."""
+    host = host_of(url)
+    if not host:
+        return ("", site_name.casefold()) if site_name else (url, "")
+    return host, (site_name or "").casefold()
 
 
 @dataclass
@@ -70,17 +83,21 @@ class _Original:
     article_id: int
     site: Site
     text: str
-    _shingles: set[bytes] | None = field(default=None, repr=False)
-
-    def shingles(self, size: int) -> set[bytes]:
-        if self._shingles is None:
-            self._shingles = shingles(normalize(self.text), size)
-        return self._shingles
+    shingles: np.ndarray | None = field(default=None, repr=False)
 
 
-def _chunks(values: Sequence[int]) -> Iterable[Sequence[int]]:
-    for start in range(0, len(values), _CHUNK):
-        yield values[start : start + _CHUNK]
+@dataclass
+class _Doc:
+    """An article of the batch: its passages in order (id, text, norm_hash)."""
+
+    id: int
+    site: Site
+    passages: list[tuple[int, str, int]]
+
+
+def _chunks(values: Sequence[int], size: int = _CHUNK) -> Iterable[Sequence[int]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 def check_index_params(session: Session, sketcher: Sketcher) -> None:
@@ -101,56 +118,175 @@ def check_index_params(session: Session, sketcher: Sketcher) -> None:
         )
 
 
+def _index_rows(keys: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """(key, passage id) pairs packed in one int64 each, so np.unique sorts and dedupes them."""
+    return (keys.astype(np.int64).ravel() << np.int64(32)) | np.repeat(ids, keys.shape[1])
+
+
+def _insert_keys(session: Session, table: str, column: str, rows: list[tuple[int, int]]) -> None:
+    """Band keys in bulk, straight to the driver: COPY on PostgreSQL, executemany on SQLite."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        with connection.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+            with cursor.copy(f"COPY {table} (key, {column}) FROM STDIN") as copy:
+                copy.write("".join(f"{key}\t{value}\n" for key, value in rows))
+    else:
+        connection.exec_driver_sql(f"INSERT INTO {table} (key, {column}) VALUES (?, ?)", rows)
+
+
 class Deduplicator:
     def __init__(self, session: Session, settings: DedupSettings) -> None:
         self.session = session
         self.settings = settings
         self.sketcher = Sketcher(settings)
 
-    def _stored_exact(self, hashes: Sequence[int]) -> dict[int, _Original]:
+    # --- reading the index ----------------------------------------------
+
+    def _stored_exact(self, hashes: Iterable[int]) -> dict[int, _Original]:
+        """Stored first appearances with the same normal form. Each query reads one
+        table by one index: plans that stay right however stale the statistics."""
+        rows: list[tuple[int, int, int, int | None, str]] = []
+        for chunk in _chunks(sorted(set(hashes)), _KEY_CHUNK):
+            # (duplicate_of_id is filtered here, not in SQL: "IS NULL" holds for most rows and
+            # could lure a planner without statistics off the norm_hash index)
+            rows += self.session.execute(
+                select(Passage.norm_hash, Passage.id, Passage.article_id, Passage.duplicate_of_id, Passage.text)
+                .where(among(self.session, Passage.norm_hash, chunk))
+            ).all()
+        rows = [row for row in rows if row[3] is None]
+        sites = self._stored_sites({row[2] for row in rows})
         found: dict[int, _Original] = {}
-        for chunk in _chunks(sorted(set(hashes))):
-            rows = self.session.execute(
-                select(Passage.norm_hash, Passage.id, Passage.article_id, Article.url, Article.site_name, Passage.text)
-                .join(Article, Article.id == Passage.article_id)
-                .where(
-                    Passage.norm_hash.in_(chunk),
-                    Passage.duplicate_of_id.is_(None),
-                    Article.status == ArticleStatus.stored,
-                )
-                .order_by(Passage.id)
-            )
-            for norm_hash, passage_id, article_id, url, site_name, text in rows:
-                found.setdefault(norm_hash, _Original(passage_id, article_id, site_of(url, site_name), text))
+        for norm_hash, passage_id, article_id, _first, text in sorted(rows, key=lambda row: row[1]):
+            if article_id in sites:
+                found.setdefault(norm_hash, _Original(passage_id, article_id, sites[article_id], text))
         return found
 
-    def _stored_candidates(self, keys: Sequence[int]) -> dict[int, list[_Original]]:
-        by_id: dict[int, _Original] = {}
-        by_key: dict[int, list[_Original]] = defaultdict(list)
-        for chunk in _chunks(sorted(set(keys))):
-            rows = self.session.execute(
-                select(LshKey.key, Passage.id, Passage.article_id, Article.url, Article.site_name, Passage.text)
-                .join(Passage, Passage.id == LshKey.passage_id)
-                .join(Article, Article.id == Passage.article_id)
-                .where(LshKey.key.in_(chunk))
-            )
-            for key, passage_id, article_id, url, site_name, text in rows:
-                original = by_id.setdefault(passage_id, _Original(passage_id, article_id, site_of(url, site_name), text))
-                by_key[key].append(original)
-        return by_key
+    def _stored_candidates(self, keys: np.ndarray) -> dict[int, list[_Original]]:
+        """Stored first appearances sharing a band key: keys first (the index alone), then
+        the few passages they name, then their articles."""
+        hits: dict[int, list[int]] = defaultdict(list)
+        for chunk in _chunks(np.unique(keys).tolist(), _KEY_CHUNK):
+            for key, passage_id in self.session.execute(select(LshKey.key, LshKey.passage_id).where(among(self.session, LshKey.key, chunk))):
+                hits[key].append(passage_id)
+        rows: list[tuple[int, int, str]] = []
+        for chunk in _chunks(sorted({p for ids in hits.values() for p in ids}), _KEY_CHUNK):
+            rows += self.session.execute(
+                select(Passage.id, Passage.article_id, Passage.text).where(among(self.session, Passage.id, chunk))
+            ).all()
+        sites = self._stored_sites({article_id for _id, article_id, _t in rows})
+        by_id = {pid: _Original(pid, article_id, sites[article_id], text) for pid, article_id, text in rows if article_id in sites}
+        return defaultdict(list, {key: [by_id[p] for p in ids if p in by_id] for key, ids in hits.items()})
+
+    def _stored_sites(self, article_ids: set[int]) -> dict[int, Site]:
+        """Site of each of these articles that is stored (deduplicated)."""
+        sites: dict[int, Site] = {}
+        for chunk in _chunks(sorted(article_ids), _KEY_CHUNK):
+            for article_id, url, site_name in self.session.execute(
+                select(Article.id, Article.url, Article.site_name).where(
+                    among(self.session, Article.id, chunk), Article.status == ArticleStatus.stored
+                )
+            ):
+                sites[article_id] = site_of(url, site_name)
+        return sites
+
+    def _shingle(self, originals: list[_Original]) -> None:
+        """Shingles of stored first appearances, for exact verification: one batch."""
+        bounds, hashes = self.sketcher.shingles([normalize(o.text) for o in originals])
+        for n, original in enumerate(originals):
+            original.shingles = hashes[bounds[n] : bounds[n + 1]]
 
     def _best_match(
-        self, own: set[bytes], candidates: Counter[int], originals: dict[int, _Original]
+        self, own: np.ndarray, candidates: Counter[int], originals: dict[int, _Original]
     ) -> tuple[_Original, float] | None:
         best: tuple[_Original, float] | None = None
         for passage_id, _hits in candidates.most_common(MAX_CANDIDATES):
             original = originals[passage_id]
-            similarity = jaccard(own, original.shingles(self.settings.shingle_size))
+            assert original.shingles is not None
+            similarity = jaccard(own, original.shingles)
             if similarity < self.settings.passage_threshold:
                 continue
             if best is None or similarity > best[1] or (similarity == best[1] and passage_id < best[0].passage_id):
                 best = (original, similarity)
         return best
+
+    # --- deciding --------------------------------------------------------
+
+    def process(self, docs: Sequence[_Doc]) -> DedupStats:
+        """Decide every passage of ``docs`` (in order), flag site templates, decide
+        article duplicates, index the first appearances, and write it all in bulk."""
+        s = self.settings
+        passages = [(doc, *p) for doc in docs for p in doc.passages]
+        normalized = [normalize(text) for _doc, _id, text, _hash in passages]
+        bounds, hashes = self.sketcher.shingles(normalized)
+        near = np.fromiter((len(n) >= s.min_near_chars for n in normalized), dtype=bool, count=len(normalized))
+        keys = self.sketcher.band_keys(self.sketcher.signatures(bounds, hashes))
+
+        exact = self._stored_exact(h for _doc, _id, _text, h in passages)
+        by_key = self._stored_candidates(keys[near])
+        originals = {o.passage_id: o for key_list in by_key.values() for o in key_list}
+        self._shingle(list(originals.values()))
+        matches: dict[int, tuple[_Original, float]] = {}  # passage id → first appearance, similarity
+        same_site: set[int] = set()  # first appearances repeated on their own site in this batch
+        stats = DedupStats(passages_stored=len(passages))
+        ids = np.fromiter((pid for _doc, pid, _t, _h in passages), dtype=np.int64, count=len(passages))
+        alone = self._alone(passages, keys, near, exact, by_key)
+        new_keys = [_index_rows(keys[alone & near], ids[alone & near])]
+
+        # Passages that share nothing with the index or the rest of the batch are first
+        # appearances as they stand; the others are decided one by one, in order.
+        for index in np.flatnonzero(~alone).tolist():
+            doc, passage_id, text, norm_hash = passages[index]
+            own = hashes[bounds[index] : bounds[index + 1]]
+            match: tuple[_Original, float] | None = None
+            if norm_hash in exact:
+                match = (exact[norm_hash], 1.0)
+            elif near[index]:
+                found = [o.passage_id for key in keys[index].tolist() if key in by_key for o in by_key[key]]
+                match = self._best_match(own, Counter(found), originals) if found else None
+            if match is not None:
+                matches[passage_id] = match
+                if match[0].site == doc.site and match[0].article_id != doc.id:
+                    same_site.add(match[0].passage_id)
+                continue
+            original = _Original(passage_id, doc.id, doc.site, text, own)
+            exact.setdefault(norm_hash, original)
+            originals[passage_id] = original
+            if near[index]:
+                for key in keys[index].tolist():
+                    by_key[key].append(original)
+                new_keys.append(_index_rows(keys[index : index + 1], ids[index : index + 1]))
+
+        if matches:  # ORM bulk UPDATE by primary key: one executemany
+            self.session.execute(
+                update(Passage),
+                [{"id": pid, "duplicate_of_id": o.passage_id, "similarity": round(sim, 4)} for pid, (o, sim) in sorted(matches.items())],
+            )
+        stats.duplicate_passages = len(matches)
+        templates = self._templates(same_site) if same_site else set()
+        stats.template_passages = len(templates)
+        duplicates, article_keys = self._article_duplicates(docs, matches, templates)
+        stats.duplicate_articles = len(duplicates)
+        self._store(docs, duplicates, np.unique(np.concatenate(new_keys)), article_keys)
+        stats.articles_stored = len(docs)
+        return stats
+
+    @staticmethod
+    def _alone(
+        passages: list[tuple[_Doc, int, str, int]], keys: np.ndarray, near: np.ndarray,
+        exact: dict[int, _Original], by_key: dict[int, list[_Original]],
+    ) -> np.ndarray:
+        """Passages sharing no band key and no normal form with the index or with another
+        passage of the batch: most of a batch, settled without a Python step per key."""
+        hashes = np.fromiter((h for _doc, _id, _text, h in passages), dtype=np.int64, count=len(passages))
+        values, counts = np.unique(hashes, return_counts=True)
+        alone = np.isin(hashes, list(exact), invert=True) & (counts[np.searchsorted(values, hashes)] == 1)
+        flat = keys[near].ravel()
+        if flat.size:
+            stored = np.fromiter(by_key, dtype=np.int64, count=len(by_key))
+            values, counts = np.unique(flat, return_counts=True)
+            shared = np.isin(flat, stored) | (counts[np.searchsorted(values, flat)] > 1)
+            alone[np.flatnonzero(near)] &= ~shared.reshape(-1, keys.shape[1]).any(axis=1)
+        return alone
 
     def _templates(self, originals: set[int]) -> set[int]:
         """Flag, for each first appearance, the copies one site repeats at the edges of
@@ -186,93 +322,148 @@ class Deduplicator:
             )
         return flagged
 
-    def process(self, articles: Sequence[Article]) -> DedupStats:
-        """Decide every passage of ``articles`` (in order), flag site templates, decide
-        article duplicates, then index the first appearances."""
-        s = self.settings
-        passages = [passage for article in articles for passage in article.passages]
-        shingle_sets = {p.id: shingles(normalize(p.text), s.shingle_size) for p in passages}
-        near = [p for p in passages if len(normalize(p.text)) >= s.min_near_chars]
-        keys = dict(zip((p.id for p in near), self.sketcher.band_keys([shingle_sets[p.id] for p in near])))
+    def _article_duplicates(
+        self, docs: Sequence[_Doc], matches: dict[int, tuple[_Original, float]], templates: set[int]
+    ) -> tuple[dict[int, tuple[int, float]], list[tuple[int, int]]]:
+        """article id → (earlier article it duplicates, similarity); and the article index
+        rows of the batch's articles that are no one's copy.
 
-        exact = self._stored_exact([p.norm_hash for p in passages])
-        by_key = self._stored_candidates([key for passage_keys in keys.values() for key in passage_keys])
-        originals = {o.passage_id: o for key_list in by_key.values() for o in key_list}
-        new_keys: list[dict[str, int]] = []
-        matches: dict[int, _Original] = {}  # passage id → the first appearance it repeats
-        same_site: set[int] = set()  # first appearances repeated on their own site in this batch
-        stats = DedupStats()
+        Candidates come two ways. Whole texts have MinHash band keys of their own
+        (``article_keys``), so a copy is found however its paragraphs were split, merged
+        or wrapped. And an article repeating passages meets the earlier articles holding
+        copies of those passages' classes (a class is the first appearance a passage
+        repeats), even where each line first appeared elsewhere, as lines of market
+        tables do. The best few are compared exactly: the Jaccard similarity of the two
+        texts' shingles, templates left out, must reach ``article_threshold``."""
+        order = {doc.id: n for n, doc in enumerate(docs)}
+        texts = {doc.id: [text for pid, text, _h in doc.passages if pid not in templates] for doc in docs}
+        bounds, hashes = self.sketcher.shingles([" ".join(normalize(p) for p in texts[doc.id]) for doc in docs])
+        article_shingles = {doc.id: hashes[bounds[n] : bounds[n + 1]] for n, doc in enumerate(docs)}
+        keys = self.sketcher.band_keys(self.sketcher.signatures(bounds, hashes))
+        hits = self._stored_articles(keys)
+        shortlist = self._shared_classes(docs, matches, templates)
+        for n, doc in enumerate(docs):  # articles of the batch, earlier ones first, meet through their keys too
+            for key in keys[n].tolist():
+                for other in hits.get(key, ()):
+                    if other != doc.id and order.get(other, -1) < n:
+                        shortlist.setdefault(doc.id, Counter())[other] += 1
+                hits.setdefault(key, []).append(doc.id)
+        texts.update(self._texts({a for candidates in shortlist.values() for a in candidates} - set(order)))
+        others = sorted({a for candidates in shortlist.values() for a in candidates} - set(order))
+        bounds, hashes = self.sketcher.shingles([" ".join(normalize(p) for p in texts.get(a, [])) for a in others])
+        article_shingles.update({a: hashes[bounds[n] : bounds[n + 1]] for n, a in enumerate(others)})
+        found: dict[int, tuple[int, float]] = {}
+        for doc_id, candidates in shortlist.items():
+            own = article_shingles[doc_id]
+            scored = [(jaccard(own, article_shingles[a]), a) for a, _weight in candidates.most_common(_SHORTLIST)]
+            similarity, source = max(scored, key=lambda item: (item[0], -item[1]))
+            if own.size and similarity >= self.settings.article_threshold:
+                found[doc_id] = (source, round(similarity, 4))
+        rows = [(key, doc.id) for n, doc in enumerate(docs) if doc.id not in found and article_shingles[doc.id].size for key in set(keys[n].tolist())]
+        return found, rows
 
-        for article in articles:
-            site = site_of(article.url, article.site_name)
-            for passage in article.passages:
-                match: tuple[_Original, float] | None = None
-                if passage.norm_hash in exact:
-                    match = (exact[passage.norm_hash], 1.0)
-                elif passage.id in keys:
-                    candidates = Counter(o.passage_id for key in keys[passage.id] for o in by_key.get(key, ()))
-                    match = self._best_match(shingle_sets[passage.id], candidates, originals)
-                stats.passages_stored += 1
-                if match is not None:
-                    original, similarity = match
-                    passage.duplicate_of_id = original.passage_id
-                    passage.similarity = round(similarity, 4)
-                    matches[passage.id] = original
-                    stats.duplicate_passages += 1
-                    if original.site == site and original.article_id != article.id:
-                        same_site.add(original.passage_id)
-                    continue
-                original = _Original(passage.id, article.id, site, passage.text, shingle_sets[passage.id])
-                exact.setdefault(passage.norm_hash, original)
-                originals[passage.id] = original
-                for key in keys.get(passage.id, ()):
-                    by_key.setdefault(key, []).append(original)
-                    new_keys.append({"key": key, "passage_id": passage.id})
+    def _shared_classes(
+        self, docs: Sequence[_Doc], matches: dict[int, tuple[_Original, float]], templates: set[int]
+    ) -> dict[int, Counter[int]]:
+        """article id → earlier articles holding copies of the passage classes it repeats,
+        weighted by shared characters (at least two passages, or the article's only one)."""
+        order = {doc.id: n for n, doc in enumerate(docs)}
+        repeated = {matches[pid][0].passage_id for doc in docs for pid, _t, _h in doc.passages if pid in matches and pid not in templates}
+        holders = self._class_holders(repeated) if repeated else {}
+        shortlist: dict[int, Counter[int]] = {}
+        for doc in docs:
+            shared: Counter[int] = Counter()
+            count: Counter[int] = Counter()
+            passages = [(matches[pid][0].passage_id if pid in matches else pid, len(text)) for pid, text, _h in doc.passages if pid not in templates]
+            for cls, length in passages:
+                for article in holders.get(cls, ()):
+                    if article != doc.id and order.get(article, -1) < order[doc.id]:
+                        shared[article] += length
+                        count[article] += 1
+            eligible = Counter({a: chars for a, chars in shared.items() if count[a] >= min(2, len(passages))})
+            if eligible:
+                shortlist[doc.id] = eligible
+        return shortlist
 
-        self.session.flush()
-        templates = self._templates(same_site) if same_site else set()
-        stats.template_passages = len(templates)
+    def _stored_articles(self, keys: np.ndarray) -> dict[int, list[int]]:
+        """Stored articles sharing a band key of a whole text."""
+        hits: dict[int, list[int]] = defaultdict(list)
+        for chunk in _chunks(np.unique(keys).tolist(), _KEY_CHUNK):
+            for key, article_id in self.session.execute(
+                select(ArticleKey.key, ArticleKey.article_id).where(among(self.session, ArticleKey.key, chunk))
+            ):
+                hits[key].append(article_id)
+        return hits
+
+    def _texts(self, article_ids: set[int]) -> dict[int, list[str]]:
+        """Each article's passages in order, templates left out."""
+        texts: dict[int, list[str]] = defaultdict(list)
+        for chunk in _chunks(sorted(article_ids)):
+            for article_id, text in self.session.execute(
+                select(Passage.article_id, Passage.text)
+                .where(Passage.article_id.in_(chunk), Passage.template.is_(False))
+                .order_by(Passage.article_id, Passage.position)
+            ):
+                texts[article_id].append(text)
+        return texts
+
+    def _class_holders(self, classes: set[int]) -> dict[int, set[int]]:
+        """class → articles holding a copy of it (templates left out)."""
+        holders: dict[int, set[int]] = defaultdict(set)
+        for chunk in _chunks(sorted(classes)):
+            for passage_id, duplicate_of, article_id in self.session.execute(
+                select(Passage.id, Passage.duplicate_of_id, Passage.article_id).where(
+                    or_(Passage.id.in_(chunk), Passage.duplicate_of_id.in_(chunk)), Passage.template.is_(False)
+                )
+            ):
+                holders[duplicate_of or passage_id].add(article_id)
+        return holders
+
+    def _store(
+        self, docs: Sequence[_Doc], duplicates: dict[int, tuple[int, float]], new_keys: np.ndarray, article_keys: list[tuple[int, int]]
+    ) -> None:
         now = datetime.now(timezone.utc)
-        for article in articles:
-            if self._is_duplicate(article, keys, matches, templates):
-                stats.duplicate_articles += 1
-            article.status = ArticleStatus.stored
-            article.stored_at = now
-            stats.articles_stored += 1
-        if new_keys:
-            self.session.execute(insert(LshKey), new_keys)
-        return stats
-
-    def _is_duplicate(
-        self, article: Article, keys: dict[int, list[int]], matches: dict[int, _Original], templates: set[int]
-    ) -> bool:
-        """Mostly passages first stored in one earlier article. Only passages long enough for
-        near matching count, templates do not, and two must match (one when the article has
-        a single one): a shared footer or one quoted paragraph does not make a copy."""
-        counted = [p for p in article.passages if p.id in keys and p.id not in templates]
-        total = sum(len(p.text) for p in counted)
-        shared: Counter[int] = Counter()  # characters first stored in each earlier article
-        matched: Counter[int] = Counter()
-        for passage in counted:
-            original = matches.get(passage.id)
-            if original is not None and original.article_id != article.id:
-                shared[original.article_id] += len(passage.text)
-                matched[original.article_id] += 1
-        if not shared or not total:
-            return False
-        source_id, chars = min(shared.items(), key=lambda item: (-item[1], item[0]))
-        if chars / total < self.settings.article_threshold or matched[source_id] < min(2, len(counted)):
-            return False
-        article.duplicate_of_id = source_id
-        article.duplicate_share = round(chars / total, 4)
-        return True
+        for chunk in _chunks([doc.id for doc in docs]):
+            self.session.execute(
+                update(Article).where(Article.id.in_(chunk)).values(status=ArticleStatus.stored, stored_at=now),
+                execution_options={"synchronize_session": False},
+            )
+        if duplicates:
+            self.session.execute(
+                update(Article),
+                [{"id": aid, "duplicate_of_id": source, "duplicate_share": share} for aid, (source, share) in sorted(duplicates.items())],
+            )
+        if new_keys.size:  # sorted by key (np.unique): the B-tree takes them page by page
+            rows = list(zip((new_keys >> np.int64(32)).tolist(), (new_keys & np.int64(0xFFFFFFFF)).tolist()))
+            _insert_keys(self.session, "lsh_keys", "passage_id", rows)
+        if article_keys:
+            _insert_keys(self.session, "article_keys", "article_id", sorted(article_keys))
 
 
 def _order() -> tuple:
     return (func.coalesce(Article.published, Article.feed_published, Article.discovered_at), Article.id)
 
 
-def deduplicate_pending(engine: Engine, settings: DedupSettings, batch_size: int = 200) -> DedupStats:
+def _load(session: Session, batch_size: int) -> list[_Doc]:
+    """The next batch of extracted articles, with their passages, as plain data."""
+    articles = session.execute(
+        select(Article.id, Article.url, Article.site_name)
+        .where(Article.status == ArticleStatus.extracted)
+        .order_by(*_order())
+        .limit(batch_size)
+    ).all()
+    passages: dict[int, list[tuple[int, str, int]]] = defaultdict(list)
+    for chunk in _chunks([a.id for a in articles]):
+        for article_id, pid, text, norm_hash in session.execute(
+            select(Passage.article_id, Passage.id, Passage.text, Passage.norm_hash)
+            .where(Passage.article_id.in_(chunk))
+            .order_by(Passage.article_id, Passage.position)
+        ):
+            passages[article_id].append((pid, text, norm_hash))
+    return [_Doc(a.id, site_of(a.url, a.site_name), passages[a.id]) for a in articles]
+
+
+def deduplicate_pending(engine: Engine, settings: DedupSettings, batch_size: int = 2000) -> DedupStats:
     """Deduplicate every extracted article, one locked transaction per batch."""
     total = DedupStats()
     while True:
@@ -280,13 +471,7 @@ def deduplicate_pending(engine: Engine, settings: DedupSettings, batch_size: int
             lock(session, "ingest-dedup")
             deduplicator = Deduplicator(session, settings)
             check_index_params(session, deduplicator.sketcher)
-            articles = session.scalars(
-                select(Article)
-                .where(Article.status == ArticleStatus.extracted)
-                .order_by(*_order())
-                .limit(batch_size)
-                .options(selectinload(Article.passages))
-            ).all()
-            if not articles:
+            docs = _load(session, batch_size)
+            if not docs:
                 return total
-            total.add(deduplicator.process(articles))
+            total.add(deduplicator.process(docs))

@@ -1,9 +1,14 @@
-"""MinHash signatures and LSH band keys for passages (datasketch does the hashing).
+"""MinHash signatures and LSH band keys, for a whole batch of passages at once.
 
-Each passage gets ``bands`` keys, one per band of ``rows`` signature values;
-two passages become candidates when they share a key. The parameters are
-stored with the index, because signatures made with other parameters, another
-permutation scheme or another datasketch major version never match.
+The permutations are datasketch's (``MinHash(num_perm, seed).permutations``,
+``affine32`` scheme), applied with numpy to every shingle hash of the batch in
+one matrix operation: a signature here equals datasketch's
+``MinHash(num_perm, seed, hashfunc=<identity>, scheme="affine32")`` updated with
+the same 32-bit shingle hashes (a test checks it), without datasketch's Python
+step per shingle. Each signature is cut into ``bands`` bands of ``rows`` values;
+each band hashes to a 32-bit key, and two passages become candidates when they
+share a key. The parameters are stored with the index: signatures made with
+other parameters, another scheme or another datasketch major version never meet.
 """
 
 from __future__ import annotations
@@ -12,52 +17,70 @@ from typing import Any
 
 import datasketch
 import numpy as np
-import xxhash
 from datasketch import MinHash
 
+from ingest.passages import fmix32, shingle_batch
 from ingest.settings import DedupSettings
 
 SCHEME = "affine32"
-NORMALIZATION = 1  # bump when passages.normalize changes
+NORMALIZATION = 2  # bump when passages.normalize or the shingle hash changes
+BAND_KEY = 1  # bump when band_keys changes
+_CHUNK_CELLS = 1 << 20  # shingles × permutations per matrix step (4 MiB of uint32)
+_MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
 class Sketcher:
     def __init__(self, settings: DedupSettings) -> None:
         self.settings = settings
+        a, b = MinHash(num_perm=settings.num_perm, seed=settings.seed, scheme=SCHEME).permutations
+        self._a = np.asarray(a, dtype=np.uint32)
+        self._b = np.asarray(b, dtype=np.uint32)
 
     @property
     def params(self) -> dict[str, Any]:
         s = self.settings
         return {
-            "shingle": "char",
+            "shingle": s.shingle,
             "shingle_size": s.shingle_size,
+            "cjk_shingle_size": s.cjk_shingle_size,
             "num_perm": s.num_perm,
             "bands": s.bands,
             "rows": s.rows,
             "seed": s.seed,
             "scheme": SCHEME,
-            "hashfunc": "xxh32",
             "normalization": NORMALIZATION,
+            "band_key": BAND_KEY,
             "datasketch": datasketch.__version__.split(".")[0],
         }
 
-    def band_keys(self, shingle_sets: list[set[bytes]]) -> list[list[int]]:
-        """LSH keys per shingle set: signed 64-bit, band index mixed in."""
+    def shingles(self, normalized: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        return shingle_batch(normalized, self.settings.shingle_size, self.settings.shingle, self.settings.cjk_shingle_size)
+
+    def signatures(self, bounds: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+        """One row of ``num_perm`` minima per passage (a passage without shingles gets all 0xFFFFFFFF)."""
+        count = bounds.size - 1
+        signatures = np.full((count, self.settings.num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
+        mixed = fmix32(hashes)
+        step = max(1, _CHUNK_CELLS // self.settings.num_perm)
+        start = 0
+        while start < count:
+            end = int(np.searchsorted(bounds, bounds[start] + step, side="right")) - 1
+            end = min(max(end, start + 1), count)
+            lo, hi = bounds[start], bounds[end]
+            if hi > lo:
+                matrix = mixed[lo:hi, None] * self._a[None, :]
+                matrix += self._b[None, :]
+                nonempty = np.flatnonzero(bounds[start + 1 : end + 1] > bounds[start:end])
+                signatures[start + nonempty] = np.minimum.reduceat(matrix, bounds[start:end][nonempty] - lo, axis=0)
+            start = end
+        return signatures
+
+    def band_keys(self, signatures: np.ndarray) -> np.ndarray:
+        """``bands`` signed 32-bit keys per signature, the band's index mixed in."""
         s = self.settings
-        minhashes = MinHash.bulk(
-            [list(shingle_set) for shingle_set in shingle_sets],
-            num_perm=s.num_perm,
-            seed=s.seed,
-            hashfunc=xxhash.xxh32_intdigest,
-            scheme=SCHEME,
-        )
-        keys: list[list[int]] = []
-        for minhash in minhashes:
-            values = np.asarray(minhash.hashvalues, dtype="<u4")
-            keys.append(
-                [
-                    xxhash.xxh64_intdigest(values[band * s.rows : (band + 1) * s.rows].tobytes(), seed=band) - (1 << 63)
-                    for band in range(s.bands)
-                ]
-            )
-        return keys
+        bands = signatures[:, : s.bands * s.rows].reshape(len(signatures), s.bands, s.rows).astype(np.uint64)
+        keys = np.broadcast_to(np.arange(1, s.bands + 1, dtype=np.uint64) * _MIX, bands.shape[:2]).copy()
+        for row in range(s.rows):
+            keys = (keys ^ bands[:, :, row]) * _MIX
+            keys ^= keys >> np.uint64(29)
+        return (keys >> np.uint64(32)).astype(np.uint32).view(np.int32)

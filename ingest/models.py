@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Integer,
     DateTime,
     Enum,
     Float,
@@ -180,12 +181,29 @@ class Passage(Base):
 
 
 class LshKey(Base):
-    """One LSH band of a first-appearance passage: candidates share at least one key."""
+    """One LSH band of a first-appearance passage: candidates share at least one key.
+
+    32-bit keys (a false candidate is rare at a million passages and is verified
+    away anyway) in a table without rowid on SQLite: the index is the table. No
+    foreign key: checking one per row would cost more than the insert itself, and
+    only deduplication writes (and removes) these rows."""
 
     __tablename__ = "lsh_keys"
+    __table_args__ = {"sqlite_with_rowid": False}
 
-    key: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    passage_id: Mapped[int] = mapped_column(ForeignKey("passages.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[int] = mapped_column(Integer, primary_key=True)
+    passage_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
+class ArticleKey(Base):
+    """One LSH band of a whole article's text (articles that are no one's copy): finds
+    copies however their paragraphs were split, merged or wrapped."""
+
+    __tablename__ = "article_keys"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    key: Mapped[int] = mapped_column(Integer, primary_key=True)
+    article_id: Mapped[int] = mapped_column(Integer, primary_key=True)
 
 
 class IndexMeta(Base):

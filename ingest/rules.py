@@ -14,6 +14,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ingest.passages import jaccard, normalize, shingles
 
 _AGENCIES = (
@@ -187,7 +189,7 @@ class Page:
     removed: dict[int, Removal] = field(default_factory=dict)
     names: set[str] = field(default_factory=set)  # normalised author names seen in bylines and author boxes
     _normal: dict[int, str] = field(default_factory=dict)
-    _shingles: dict[int, set[bytes]] = field(default_factory=dict)
+    _shingles: dict[int, np.ndarray] = field(default_factory=dict)
     _lengths: dict[int, int] = field(default_factory=dict)
 
     def kept(self) -> list[tuple[int, str]]:
@@ -204,7 +206,7 @@ class Page:
             self._normal[index] = normalize(self.paragraphs[index])
         return self._normal[index]
 
-    def shingles(self, index: int) -> set[bytes]:
+    def shingles(self, index: int) -> np.ndarray:
         if index not in self._shingles:
             self._shingles[index] = shingles(self.normal(index), 5)
         return self._shingles[index]

@@ -8,6 +8,7 @@ Nested groups use ``__``: ``INGEST_HTTP__MAX_BODY_BYTES=1048576`` or
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,13 +40,15 @@ class DedupSettings(BaseModel):
     """MinHash/LSH parameters. They are stored with the index: changing
     ``num_perm``, ``bands``, ``rows``, ``shingle_size`` or ``seed`` needs a new index."""
 
-    shingle_size: int = Field(5, ge=1, description="characters per shingle of the normalised passage")
-    num_perm: int = Field(128, ge=16)
-    bands: int = Field(25, ge=1)
-    rows: int = Field(5, ge=1)
+    shingle: Literal["char", "word"] = Field("word", description="shingles of words (CJK: characters) or of characters")
+    shingle_size: int = Field(5, ge=1, le=8, description="characters (or words) per shingle of the normalised passage")
+    cjk_shingle_size: int = Field(3, ge=1, le=8, description="characters per shingle of Korean, Japanese and Chinese passages (word shingles)")
+    num_perm: int = Field(48, ge=16)
+    bands: int = Field(16, ge=1)
+    rows: int = Field(3, ge=1)
     seed: int = 1
-    passage_threshold: float = Field(0.7, gt=0, le=1, description="exact shingle Jaccard at which a passage is a near-duplicate")
-    article_threshold: float = Field(0.5, gt=0, le=1, description="share of an article's text that must repeat one earlier article")
+    passage_threshold: float = Field(0.6, gt=0, le=1, description="exact shingle Jaccard at which a passage is a near-duplicate")
+    article_threshold: float = Field(0.6, gt=0, le=1, description="exact shingle Jaccard of two articles' texts that makes the later one a copy")
     min_near_chars: int = Field(40, ge=1, description="shorter passages are only matched exactly")
     template_min_articles: int = Field(3, ge=2, description="articles of one site repeating a passage at their head or foot that make it template text")
 

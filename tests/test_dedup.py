@@ -158,7 +158,7 @@ def test_an_index_built_with_other_parameters_is_refused(engine: Engine) -> None
     add(engine, "https://a.example/1", [P1])
     deduplicate_pending(engine, SETTINGS)
     add(engine, "https://b.example/2", [P2])
-    with pytest.raises(UserError, match=r"other MinHash parameters \(num_perm 128 → 256"):
+    with pytest.raises(UserError, match=rf"other MinHash parameters \(num_perm {SETTINGS.num_perm} → 256"):
         deduplicate_pending(engine, DedupSettings(num_perm=256))
 
 
@@ -234,3 +234,24 @@ def test_template_found_across_runs_is_left_out_of_every_copy(engine: Engine) ->
     out = io.StringIO()
     export_articles(str(engine.url), out)
     assert BIO not in out.getvalue() and P1 in out.getvalue()
+
+
+def test_a_new_days_figures_are_a_new_passage(engine: Engine) -> None:
+    """The same sentence frame with other figures is another report, not a copy."""
+    day1 = ("Treasury balances at the Federal Reserve rose on March 6 to 3.879 billion dlrs from 3.467 billion dlrs "
+            "the previous business day, the Treasury said in its latest budget statement.")
+    day2 = ("Treasury balances at the Federal Reserve fell on March 5 to 3.467 billion dlrs from 3.939 billion dlrs "
+            "the previous business day, the Treasury said in its latest budget statement.")
+    add(engine, "https://wire.example/5", [day2, P1])
+    add(engine, "https://wire.example/6", [day1, P2], published=T0 + timedelta(days=1))
+    deduplicate_pending(engine, SETTINGS)
+    assert passages_of(engine, "https://wire.example/6")[0][1] is None
+
+
+def test_japanese_and_chinese_passages_shingle_by_characters(engine: Engine) -> None:
+    ja = "東京都は十七日、猛暑に備えて避難所の開設時間を午後九時まで延長すると発表した。区と協力して公民館など四百か所を指定する。"
+    zh = "北京市十七日宣布，为应对高温天气，将把避暑场所的开放时间延长至晚上九点。市政府与各区合作，指定了约四百处场所。"
+    add(engine, "https://ja.example/1", [ja, zh])
+    add(engine, "https://ja.example/2", [ja.replace("四百", "五百"), zh.replace("四百", "五百")], published=T0 + timedelta(hours=1))
+    deduplicate_pending(engine, SETTINGS)
+    assert [first for _, first, _ in passages_of(engine, "https://ja.example/2")] == ["https://ja.example/1"] * 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -59,6 +60,106 @@ def extraction(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+SWEEP: list[dict[str, object]] = [
+    {},  # the defaults
+    {"shingle": "char", "shingle_size": 5, "passage_threshold": 0.7, "article_threshold": 0.7},
+    {"shingle_size": 3},
+    {"passage_threshold": 0.5},
+    {"passage_threshold": 0.7},
+    {"num_perm": 64, "bands": 16, "rows": 4},
+    {"num_perm": 48, "bands": 12, "rows": 4},
+    {"num_perm": 128, "bands": 32, "rows": 4},
+    {"num_perm": 36, "bands": 12, "rows": 3},
+    {"article_threshold": 0.5},
+    {"article_threshold": 0.8},
+]
+
+
+def dedup(args: argparse.Namespace, console: Console) -> int:
+    from ingest.eval.dedup import EDITS, FALSE_BELOW, MISS_FROM, evaluate_documents, evaluate_passages, evaluate_reuters
+    from ingest.settings import DedupSettings
+
+    if args.corpus:
+        docs = [json.loads(line) for line in args.corpus.read_text(encoding="utf-8").splitlines() if line.strip()]
+        score = evaluate_documents(args.corpus.name, docs, DedupSettings())
+        console.print(f"{score.name}: {len(docs):,} documents, {score.links} duplicate links, precision {score.precision:.4f} "
+                      f"(links below {FALSE_BELOW} exact word 5-gram Jaccard: {score.false_links}), recall {score.recall:.4f} "
+                      f"({score.truth_pairs} pairs at {MISS_FROM} or more, {score.missed} not merged)")
+        for kind, first, second, similarity in score.failures:
+            console.print(f"  {kind}: {docs[first]['id']!r} ~ {docs[second]['id']!r}, exact Jaccard {similarity:.3f}")
+        return 0
+    root = args.data or _benchmarks() / "reuters-21578"
+    if not (root / "reut2-000.json").exists():
+        console.print(f"error: no Reuters-21578 at {root} (pass --data or set INGEST_BENCHMARKS_DIR)")
+        return 2
+    base = DedupSettings().model_dump()
+    table = Table(title=f"deduplication accuracy, {date.today()}: false link = exact word 5-gram Jaccard < 0.6, miss = pair >= 0.9 not merged")
+    for column in ("settings", "passages P", "passages R", "edits caught: one word, one number, +sentence, -sentence, reordered, quotes",
+                   "merged: shared sentence, numbers changed", "passages/s", "Reuters P", "Reuters R", "Reuters links"):
+        table.add_column(column, justify="left" if column in ("settings",) else "right")
+    for change in SWEEP if args.sweep else [{}]:
+        settings = DedupSettings(**{**base, **change})
+        passages, reuters = evaluate_passages(root, settings), evaluate_reuters(root, settings)
+        kinds = passages.by_kind
+        edits = ", ".join(f"{kinds[k][0] / kinds[k][1]:.2f}" for k in EDITS)
+        merged = ", ".join(f"{kinds[k][0]}/{kinds[k][1]}" for k in ("shares a sentence", "numbers changed"))
+        label = ", ".join(f"{k}={v}" for k, v in change.items()) or "defaults"
+        table.add_row(
+            label, f"{passages.precision:.4f}", f"{passages.recall:.4f} ({passages.truth_pairs})", edits,
+            merged, f"{passages.rate:,.0f}", f"{reuters.precision:.4f}", f"{reuters.recall:.4f} ({reuters.truth_pairs})",
+            str(reuters.links),
+        )
+        console.print(table) if not args.sweep else None
+    if args.sweep:
+        console.print(table)
+    return 0
+
+
+def dedup_speed(args: argparse.Namespace, console: Console) -> int:
+    import tempfile
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    from ingest.db import open_store
+    from ingest.eval.dedup_speed import baseline, measure, sentence_pool
+    from ingest.settings import DedupSettings
+
+    root = args.data or _benchmarks() / "reuters-21578"
+    settings = DedupSettings()
+    pool = sentence_pool(root)
+    sizes = [int(size) for size in args.sizes.split(",")]
+    plain = baseline(pool, args.probe, settings.passage_threshold)
+    table = Table(title=f"deduplication speed, {date.today()}: probe of {args.probe:,} passages at each index size; "
+                        f"plain datasketch loop: {plain:,.0f} passages/s")
+    for column in ("store", "indexed passages", "passages/s", "× plain datasketch", "peak memory (MB)", "index bytes/passage"):
+        table.add_column(column, justify="left" if column == "store" else "right")
+    for store in ("sqlite", "postgresql") if args.db == "both" else (args.db,):
+        with tempfile.TemporaryDirectory(prefix="ingest-speed-") as folder:
+            if store == "sqlite":
+                url = f"sqlite:///{Path(folder) / 'speed.db'}"
+            else:
+                name = f"ingest_speed_{uuid.uuid4().hex[:8]}"
+                admin = create_engine(args.pg, isolation_level="AUTOCOMMIT")
+                with admin.connect() as connection:
+                    connection.execute(text(f'CREATE DATABASE "{name}"'))
+                url = args.pg.rsplit("/", 1)[0] + f"/{name}"
+            try:
+                points = measure(open_store(url), settings, pool, sizes, args.probe)
+            finally:
+                open_store.cache_clear()
+                if store == "postgresql":
+                    with admin.connect() as connection:
+                        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        for point in points:
+            table.add_row(store, f"{point.indexed:,}", f"{point.passages_per_second:,.0f}", f"{point.passages_per_second / plain:.1f}",
+                          f"{point.peak_mb:.0f}", f"{point.index_bytes_per_passage:.0f}")
+        console.print(f"{store}: throughput at {points[-1].indexed:,} indexed passages is "
+                      f"{points[-1].passages_per_second / points[0].passages_per_second:.2f} × the throughput at {points[0].indexed:,}")
+    console.print(table)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ingest.eval", description="Measure news-ingest against public benchmarks.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -67,9 +168,22 @@ def main(argv: list[str] | None = None) -> int:
     ext.add_argument("--limit", type=int, help="only the first N pages (a quick look)")
     ext.add_argument("--bootstrap", type=int, default=1000, help="bootstrap rounds for the intervals")
     ext.set_defaults(func=extraction)
+    ded = commands.add_parser("dedup", help="deduplication accuracy: Reuters-21578 and passages with controlled edits")
+    ded.add_argument("--data", type=Path, help="the Reuters-21578 folder (reut2-*.json)")
+    ded.add_argument("--corpus", type=Path, help="score your own JSON Lines corpus of {id, text} instead")
+    ded.add_argument("--sweep", action="store_true", help="also other shingles, MinHash and thresholds (the README's trade-off table)")
+    ded.set_defaults(func=dedup)
+    speed = commands.add_parser("dedup-speed", help="deduplication throughput, memory and index size from 10k to 1M passages")
+    speed.add_argument("--data", type=Path, help="the Reuters-21578 folder (sentences for the passages)")
+    speed.add_argument("--sizes", default="10000,1000000", help="index sizes to measure at (comma separated)")
+    speed.add_argument("--probe", type=int, default=5000, help="passages timed at each size")
+    speed.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
+    speed.add_argument("--pg", default=os.environ.get("INGEST_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
+                       help="PostgreSQL URL of a database to create the benchmark database from")
+    speed.set_defaults(func=dedup_speed)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
-    return args.func(args, Console(soft_wrap=True, width=max(120, Console().width)))
+    return args.func(args, Console(soft_wrap=True, width=max(220, Console().width)))
 
 
 if __name__ == "__main__":
