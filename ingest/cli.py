@@ -141,6 +141,51 @@ def cmd_dedup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stats(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from ingest.db import open_store
+    from ingest.stats import RUN_SERIES, clusters, feed_health, runs
+
+    engine = open_store(_existing_store(_settings(args).db_url))
+    feeds, history, stories = feed_health(engine), runs(engine, args.runs), clusters(engine, args.clusters)
+    if args.json:
+        report = {"feeds": [asdict(f) for f in feeds], "runs": [asdict(r) for r in history], "clusters": [asdict(c) for c in stories]}
+        print(json.dumps(report, default=str, ensure_ascii=False, indent=1))
+        return 0
+    out = Console(soft_wrap=True)
+    when = "%Y-%m-%d %H:%M"
+    table = Table("feed", "last success", "status", "errors", "backing off until", "304s", "last error", title="Feeds")
+    for f in feeds:
+        share = f"{f.not_modified_share:.0%}" if f.not_modified_share is not None else "-"
+        table.add_row(f.name, f"{f.last_success_at:{when}}" if f.last_success_at else "never", str(f.last_status or "-"),
+                      str(f.error_count), f"{f.backoff_until:{when}}" if f.backoff_until else "-", share, f.last_error or "")
+    out.print(table)
+    table = Table("run", "started", *(name.replace("_", " ") for name in RUN_SERIES), title="Runs")
+    for r in history:
+        table.add_row(r.run_id, f"{r.started_at:{when}}", *(str(r.counts.get(name, 0)) for name in RUN_SERIES))
+    out.print(table)
+    for story in stories:
+        out.print(f"[bold]{story.original.title or story.original.url}[/bold] · first in {story.original.site_name or story.original.source}", highlight=False)
+        for copy in story.copies:
+            out.print(f"  copied by {copy.site_name or copy.source}: {copy.url}", highlight=False)
+    return 0
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from ingest.monitor import create_app
+    except ImportError as exc:
+        raise UserError(f"the monitor needs the monitor extra: pip install 'news-ingest[monitor]' ({exc.name} is missing)") from None
+    url = _existing_store(_settings(args).db_url)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        console.print("[yellow]warning:[/yellow] the monitor has no login of its own; behind Airflow it uses Airflow's (see the README)")
+    uvicorn.run(create_app(url), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def _looks_like_html(body: bytes) -> bool:
     head = body[:2048].lstrip().lower()
     return head.startswith((b"<!doctype html", b"<html", b"<?xml")) and b"<html" in body[:4096].lower()
@@ -214,6 +259,19 @@ def build_parser() -> argparse.ArgumentParser:
     dedup.add_argument("--output", "-o", help="decisions as JSON Lines (default: standard output)")
     dedup.add_argument("--db", help="database URL whose index to use (default: $INGEST_DB_URL)")
     dedup.set_defaults(func=cmd_dedup)
+
+    stats = commands.add_parser("stats", help="feed health, recent runs and duplicate clusters")
+    stats.add_argument("--db", help="database URL (default: $INGEST_DB_URL)")
+    stats.add_argument("--runs", type=int, default=10, help="how many recent runs (default: 10)")
+    stats.add_argument("--clusters", type=int, default=5, help="how many duplicate clusters (default: 5)")
+    stats.add_argument("--json", action="store_true", help="one JSON document instead of tables")
+    stats.set_defaults(func=cmd_stats)
+
+    monitor = commands.add_parser("monitor", help="serve the monitoring page outside Airflow")
+    monitor.add_argument("--db", help="database URL (default: $INGEST_DB_URL)")
+    monitor.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    monitor.add_argument("--port", type=int, default=8790, help="port (default: 8790)")
+    monitor.set_defaults(func=cmd_monitor)
 
     extract = commands.add_parser("extract", help="extract saved pages (.html, .html.gz, folders) without fetching or storing")
     extract.add_argument("paths", nargs="+", help="files or folders")

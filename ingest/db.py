@@ -93,7 +93,7 @@ def transaction(engine: Engine) -> Iterator[Session]:
 @contextmanager
 def reading(engine: Engine) -> Iterator[Session]:
     """A read-only unit of work: on SQLite it does not take the write lock."""
-    with Session(engine.execution_options(ingest_readonly=True)) as session, session.begin():
+    with Session(engine.execution_options(ingest_readonly=True), expire_on_commit=False) as session, session.begin():
         yield session
 
 

@@ -20,6 +20,7 @@ _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="ingest-airflow-"))
 os.environ.update(
     AIRFLOW_HOME=str(_AIRFLOW_HOME),
     AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "dags"),
+    AIRFLOW__CORE__PLUGINS_FOLDER=str(REPO / "dags" / "plugins"),
     AIRFLOW__CORE__LOAD_EXAMPLES="False",
     AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
     AIRFLOW__LOGGING__LOGGING_LEVEL="WARNING",
@@ -35,6 +36,13 @@ from sqlalchemy.exc import OperationalError  # noqa: E402
 from ingest.sample_site import SampleSite, serve  # noqa: E402
 from ingest.settings import HttpSettings, Settings  # noqa: E402
 
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """A new Airflow metadata database in the session's AIRFLOW_HOME (above)."""
+    from airflow.utils.db import resetdb
+
+    resetdb()
 
 
 @pytest.fixture(scope="session")

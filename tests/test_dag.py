@@ -14,14 +14,6 @@ from tests.test_pipeline import check_sample_site_store, exported, table_counts
 
 
 @pytest.fixture(scope="module")
-def airflow_db() -> None:
-    """A new Airflow metadata database in the session's AIRFLOW_HOME (see conftest)."""
-    from airflow.utils.db import resetdb
-
-    resetdb()
-
-
-@pytest.fixture(scope="module")
 def dag(airflow_db: None):  # type: ignore[no-untyped-def]
     from airflow.dag_processing.dagbag import DagBag
 
