@@ -18,6 +18,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from sqlalchemy import Engine, and_, or_, select, update
 from sqlalchemy.orm import Session
@@ -287,7 +288,7 @@ class BatchRunner:
                     log.warning("page %s: %s", article.url, page.problem)
                     continue
                 stats.pages_fetched += 1
-                _apply_extraction(article, page.extraction, now, titles.get(article.source))
+                apply_extraction(article, page.extraction, now, titles.get(article.source))
         return stats
 
 
@@ -300,31 +301,45 @@ def _capture(kind: str, result: FetchResult, sha: str | None, error: str | None)
 
 
 def _extract(result: FetchResult) -> tuple[Extraction | None, str | None]:
-    """The page's extraction, or why there is none; a page that crashes the extractor is skipped, not fatal."""
     if not result.ok or result.body is None:
         return None, result.error or f"HTTP {result.status}"
-    content_type = (result.content_type or "").split(";")[0].strip().lower()
-    if content_type and content_type not in _HTML_TYPES:
-        return None, f"not an HTML page ({content_type})"
+    return extract_body(result.body, result.content_type, result.final_url)
+
+
+def extract_body(body: bytes, content_type: str | None, url: str | None) -> tuple[Extraction | None, str | None]:
+    """A page's extraction, or why there is none; a page that crashes the extractor is skipped, not fatal.
+    Fetching and re-extraction from the archive (``ingest.reprocess``) both come through here."""
+    media_type = (content_type or "").split(";")[0].strip().lower()
+    if media_type and media_type not in _HTML_TYPES:
+        return None, f"not an HTML page ({media_type})"
     try:
-        extraction = extract_page(decode_html(result.body, result.content_type), result.final_url)
+        extraction = extract_page(decode_html(body, content_type), url)
     except Exception as exc:
-        log.exception("extraction of %s failed", result.final_url)
+        log.exception("extraction of %s failed", url)
         return None, f"extraction failed: {type(exc).__name__}: {exc}"
     if not extraction.paragraphs:
         return None, "no article text found on the page"
     return extraction, None
 
 
-def _apply_extraction(article: Article, extraction: Extraction, now: datetime, feed_title: str | None) -> None:
-    article.title = extraction.title or article.feed_title
-    article.author = extraction.author
+def extracted_fields(article: Article, extraction: Extraction, feed_title: str | None) -> dict[str, Any]:
+    """The article's columns that come from its page (the feed's title and date as fallbacks)."""
     precise = extraction.published is not None and not (extraction.published_day_only and article.feed_published)
-    article.published = extraction.published if precise else article.feed_published
-    article.page_url = extraction.url
-    article.site_name = extraction.site_name or feed_title
-    article.language = extraction.language
-    article.removed = [r.as_dict() for r in extraction.removed]
+    return {
+        "title": extraction.title or article.feed_title,
+        "author": extraction.author,
+        "published": extraction.published if precise else article.feed_published,
+        "page_url": extraction.url,
+        "site_name": extraction.site_name or feed_title,
+        "language": extraction.language,
+        "removed": [r.as_dict() for r in extraction.removed],
+    }
+
+
+def apply_extraction(article: Article, extraction: Extraction, now: datetime, feed_title: str | None) -> None:
+    """Write an extraction into the article: new passages, waiting for deduplication."""
+    for name, value in extracted_fields(article, extraction, feed_title).items():
+        setattr(article, name, value)
     article.extracted_at = now
     article.status = ArticleStatus.extracted
     article.error = None

@@ -73,11 +73,15 @@ def _output(path: str | None) -> Iterator[IO[str]]:
 
 
 def summary_table(stats: dict[str, int]) -> Table:
+    """Every count, but re-extraction's only when something was re-extracted."""
+    from ingest.counts import REEXTRACTION
+
     table = Table(show_header=False)
     table.add_column("count", style="bold")
     table.add_column("value", justify="right")
     for name, value in stats.items():
-        table.add_row(name.replace("_", " "), str(value))
+        if value or name not in REEXTRACTION:
+            table.add_row(name.replace("_", " "), str(value))
     return table
 
 
@@ -112,6 +116,38 @@ def cmd_run(args: argparse.Namespace) -> int:
     if stats["feeds_failed"] and not (stats["feeds_fetched"] or stats["feeds_not_modified"]):
         console.print("[red]error:[/red] every feed failed; see the warnings above")
         return 1
+    return 0
+
+
+def _when(value: str) -> datetime:
+    """An ISO date or date-time; UTC unless it says otherwise."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO date or date-time: {value!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def cmd_reextract(args: argparse.Namespace) -> int:
+    from ingest.counts import REEXTRACTION
+    from ingest.db import safe_url
+    from ingest.pipeline import deduplicate, reextract, summarize
+
+    settings = _settings(args)
+    _existing_store(settings.db_url)
+    started = datetime.now(timezone.utc)
+    until = args.until or started
+    parts = [reextract(settings, args.since, until, dry_run=args.dry_run)]
+    out = Console(soft_wrap=True)
+    span = f"pages fetched {args.since:%Y-%m-%d %H:%M} to {until:%Y-%m-%d %H:%M} UTC"
+    if args.dry_run:
+        out.print(f"dry run · {span} · nothing written")
+        out.print(summary_table({k: v for k, v in parts[0].items() if k in REEXTRACTION}))
+        return 0
+    parts.append(deduplicate(settings))
+    stats = summarize(settings, f"reextract__{started:%Y-%m-%dT%H:%M:%S.%f}", parts, started)
+    out.print(f"ingest reextract · {span} · {safe_url(settings.db_url)}")
+    out.print(summary_table(stats))
     return 0
 
 
@@ -248,6 +284,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--db", help="database URL (default: $INGEST_DB_URL or sqlite:///data/news.db)")
     run.add_argument("--ignore-backoff", action="store_true", help="fetch feeds that are backing off after errors too")
     run.set_defaults(func=cmd_run)
+
+    reext = commands.add_parser("reextract", help="re-extract archived pages with today's rules (no fetching), then deduplicate")
+    reext.add_argument("--since", type=_when, default=datetime(1970, 1, 1, tzinfo=timezone.utc), help="pages fetched from this date or time (UTC; default: all)")
+    reext.add_argument("--until", type=_when, help="pages fetched before this date or time (UTC; default: now)")
+    reext.add_argument("--dry-run", action="store_true", help="report what would change; write nothing")
+    reext.add_argument("--db", help="database URL (default: $INGEST_DB_URL)")
+    reext.set_defaults(func=cmd_reextract)
 
     export = commands.add_parser("export", help="stored articles as JSON Lines")
     export.add_argument("--db", help="database URL (default: $INGEST_DB_URL)")

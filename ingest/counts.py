@@ -47,3 +47,13 @@ class RunStats(Counts):
     passages_stored: int = 0
     duplicate_passages: int = 0
     template_passages: int = 0
+    # re-extraction from the raw archive (backfills, ``ingest reextract``)
+    pages_reextracted: int = 0
+    pages_unchanged: int = 0
+    pages_changed: int = 0  # new passages: back to deduplication
+    metadata_updated: int = 0  # same passages, another title, author or date
+    pages_missing: int = 0  # bytes no longer in the archive
+    copies_requeued: int = 0  # articles that copied a changed one, deduplicated again
+
+
+REEXTRACTION = ("pages_reextracted", "pages_unchanged", "pages_changed", "metadata_updated", "pages_missing", "copies_requeued")

@@ -16,6 +16,8 @@ from datetime import datetime
 
 from sqlalchemy import Engine, select
 
+from ingest import reprocess
+from ingest.archive import RawArchive
 from ingest.batch import BatchRunner, Progress
 from ingest.counts import RunStats
 from ingest.db import open_store, transaction
@@ -70,6 +72,11 @@ def ingest_batch(
 def deduplicate(settings: Settings) -> dict[str, int]:
     """Link every extracted passage to its first appearance; returns counts."""
     return deduplicate_pending(open_store(settings.db_url), settings.dedup).as_dict()
+
+
+def reextract(settings: Settings, start: datetime, end: datetime, *, dry_run: bool = False) -> dict[str, int]:
+    """Today's rules over the pages captured in [start, end), from the raw archive; returns counts."""
+    return reprocess.reextract(open_store(settings.db_url), RawArchive(settings.raw_store), start, end, dry_run=dry_run).as_dict()
 
 
 def summarize(
