@@ -16,6 +16,7 @@ import hashlib
 import logging
 import random
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -25,18 +26,23 @@ from sqlalchemy.orm import Session
 
 from ingest.archive import RawArchive
 from ingest.counts import RunStats
-from ingest.db import transaction
+from ingest.db import rolled_back, transaction
 from ingest.extract import Extraction, decode_html, extract_page
-from ingest.feeds import FeedParseError, ParsedFeed, parse_feed
+from ingest.feeds import FeedEntry, FeedParseError, ParsedFeed, parse_feed
 from ingest.http import FetchResult, Fetcher
 from ingest.models import Article, ArticleStatus, Capture, Entry, Feed, Passage
 from ingest.passages import norm_hash, normalize
 from ingest.settings import Settings
-from ingest.sources import FeedConfig
+from ingest.sitemaps import Sitemap, SitemapError, parse_sitemap
+from ingest.sources import MANUAL, FeedConfig
 from ingest.store import insert_ignore
+from ingest.urls import canonicalize_url
 
 log = logging.getLogger(__name__)
 
+SITEMAP_ACCEPT = "application/xml, text/xml;q=0.9, */*;q=0.5"
+_MAX_SITEMAPS = 50  # children of one sitemap index read per feed and backfill run
+Window = tuple[datetime, datetime]  # [start, end), UTC
 FEED_ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
 PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
 CLAIM_LEASE = timedelta(hours=1)
@@ -65,20 +71,42 @@ class _Page:
 
 class BatchRunner:
     def __init__(
-        self, settings: Settings, engine: Engine, progress: Progress | None = None, *, ignore_backoff: bool = False
+        self, settings: Settings, engine: Engine, progress: Progress | None = None, *, ignore_backoff: bool = False,
+        dry_run: bool = False,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.archive = RawArchive(settings.raw_store)
         self.progress = progress or (lambda _event, _n: None)
         self.ignore_backoff = ignore_backoff
+        self.dry_run = dry_run  # fetch feeds and sitemaps, count what is new, write nothing, fetch no page
         self.stats = RunStats()
 
-    async def run(self, feeds: Sequence[FeedConfig]) -> RunStats:
+    async def run(self, feeds: Sequence[FeedConfig], window: Window | None = None) -> RunStats:
+        """Feeds (or, for a past ``window``, their sitemaps), then the pages they list."""
         async with Fetcher(self.settings.http, allow_private_networks=self.settings.allow_private_networks) as fetcher:
-            await self._feeds(fetcher, feeds)
-            await self._pages(fetcher, feeds)
+            if window is None:
+                await self._feeds(fetcher, feeds)
+            else:
+                await self._sitemaps(fetcher, feeds, window)
+            if not self.dry_run:
+                await self._pages(fetcher, [c.name for c in feeds], {c.name for c in feeds if not c.respect_robots})
         return self.stats
+
+    async def run_urls(self, urls: Sequence[str]) -> RunStats:
+        """Article pages asked for by hand (listed under the ``manual`` source), robots.txt obeyed."""
+        with self._writing() as session:
+            feed = _manual_feed(session)
+            entries = [FeedEntry(key=f"url:{canonicalize_url(u)}", url=canonicalize_url(u), link=u, title=None, published=None) for u in urls]
+            self.stats.add(self._record_entries(session, feed, ParsedFeed(title=None, entries=entries)))
+        if not self.dry_run:
+            async with Fetcher(self.settings.http, allow_private_networks=self.settings.allow_private_networks) as fetcher:
+                await self._pages(fetcher, [MANUAL], set())
+        return self.stats
+
+    def _writing(self) -> AbstractContextManager[Session]:
+        """A transaction, rolled back at the end in a dry run: the same code reports what it would write."""
+        return rolled_back(self.engine) if self.dry_run else transaction(self.engine)
 
     # --- feeds -----------------------------------------------------------
 
@@ -96,12 +124,17 @@ class BatchRunner:
         async def one(config: FeedConfig) -> tuple[FeedConfig, FetchResult, str | None]:
             row = rows[config.name]
             result = await fetcher.fetch(config.url, etag=row.etag, last_modified=row.last_modified, accept=FEED_ACCEPT)
-            sha = await asyncio.to_thread(self.archive.put, result.body) if result.body is not None else None
+            sha = await self._archive(result)
             self.progress("feed", 1)
             return config, result, sha
 
         for config, result, sha in await asyncio.gather(*(one(c) for c in due)):
             self.stats.add(await asyncio.to_thread(self._record_feed, config, result, sha))
+
+    async def _archive(self, result: FetchResult) -> str | None:
+        if result.body is None or self.dry_run:
+            return None
+        return await asyncio.to_thread(self.archive.put, result.body)
 
     def _record_feed(self, config: FeedConfig, result: FetchResult, sha: str | None) -> RunStats:
         """Record one feed fetch and its new entries in one transaction (runs in a worker thread)."""
@@ -116,7 +149,7 @@ class BatchRunner:
             except Exception as exc:  # a feed must never stop the others, whatever it holds
                 log.exception("feed %s could not be parsed", config.name)
                 error = f"could not parse the feed: {type(exc).__name__}: {exc}"
-        with transaction(self.engine) as session:
+        with self._writing() as session:
             feed = session.scalars(select(Feed).where(Feed.name == config.name)).one()
             session.add(_capture("feed", result, sha, error))
             feed.last_fetched_at = result.fetched_at
@@ -208,16 +241,63 @@ class BatchRunner:
         stats.articles_new = len(set(urls) - existing)
         return stats
 
+    # --- sitemaps (backfills) ---------------------------------------------
+
+    async def _sitemaps(self, fetcher: Fetcher, feeds: Sequence[FeedConfig], window: Window) -> None:
+        """Articles the feeds' sitemaps date inside ``window``, recorded as the feeds' entries.
+        A sitemap index is followed one level down, to the children modified since the
+        window began (at most ``_MAX_SITEMAPS`` per feed)."""
+        start, end = window
+
+        async def fetch(config: FeedConfig, url: str) -> Sitemap | None:
+            result = await fetcher.fetch(url, obey_robots=config.respect_robots, accept=SITEMAP_ACCEPT)
+            sha = await self._archive(result)
+            error = result.error
+            sitemap = None
+            if result.ok and result.body is not None:
+                try:
+                    sitemap = await asyncio.to_thread(parse_sitemap, result.body, result.final_url, self.settings.http.max_body_bytes)
+                except SitemapError as exc:
+                    error = str(exc)
+            if not self.dry_run:
+                with transaction(self.engine) as session:
+                    session.add(_capture("sitemap", result, sha, error if sitemap is None else None))
+            if sitemap is None:
+                self.stats.sitemaps_failed += 1
+                log.warning("sitemap %s of feed %s: %s", url, config.name, error or f"HTTP {result.status}")
+            else:
+                self.stats.sitemaps_fetched += 1
+            return sitemap
+
+        async def one(config: FeedConfig) -> None:
+            assert config.sitemap is not None
+            top = await fetch(config, config.sitemap)
+            if top is None:
+                return
+            children = [url for url, modified in top.children if modified is None or modified >= start][:_MAX_SITEMAPS]
+            maps = [top, *[m for m in await asyncio.gather(*(fetch(config, url) for url in children)) if m is not None]]
+            found = [e for m in maps for e in m.entries if e.published is not None and start <= e.published < end]
+            with self._writing() as session:
+                feed = session.scalars(select(Feed).where(Feed.name == config.name)).one()
+                self.stats.add(self._record_entries(session, feed, ParsedFeed(title=None, entries=found)))
+            log.info("feed %s: %d articles dated %s to %s in its sitemap", config.name, len(found), start, end)
+
+        with_maps = [c for c in feeds if c.sitemap]
+        self.progress("feeds", len(with_maps))
+        for config in with_maps:
+            await one(config)
+            self.progress("feed", 1)
+
     # --- pages -----------------------------------------------------------
 
-    def _claim(self, feeds: Sequence[FeedConfig]) -> tuple[datetime, list[tuple[int, str, bool]]]:
-        """Claim the pages this batch's feeds list that need fetching: (id, url, obey robots).
+    def _claim(self, names: Sequence[str], ignore_robots: set[str]) -> tuple[datetime, list[tuple[int, str, bool]]]:
+        """Claim the pages these feeds list that need fetching: (id, url, obey robots).
 
-        robots.txt is obeyed unless every feed of the batch that lists the page says otherwise."""
+        robots.txt is obeyed unless every feed of the batch that lists the page is in ``ignore_robots``."""
         now = _now()
         s = self.settings
         with transaction(self.engine) as session:
-            feed_ids = dict(session.execute(select(Feed.id, Feed.name).where(Feed.name.in_([c.name for c in feeds]))).all())
+            feed_ids = dict(session.execute(select(Feed.id, Feed.name).where(Feed.name.in_(list(names)))).all())
             due = or_(
                 Article.status == ArticleStatus.pending,
                 and_(Article.status == ArticleStatus.failed, Article.attempts < s.max_page_attempts),
@@ -233,7 +313,6 @@ class BatchRunner:
                 .values(status=ArticleStatus.fetching, claimed_at=now)
                 .returning(Article.id, Article.url)
             ).all()
-            ignore_robots = {c.name for c in feeds if not c.respect_robots}
             listing: dict[int, set[str]] = {}
             for article_id, feed_id in session.execute(
                 select(Entry.article_id, Entry.feed_id).where(Entry.article_id.in_([a for a, _ in claimed]), Entry.feed_id.in_(list(feed_ids)))
@@ -241,14 +320,14 @@ class BatchRunner:
                 listing.setdefault(article_id, set()).add(feed_ids[feed_id])
         return now, sorted((a, url, not (listing.get(a) and listing[a] <= ignore_robots)) for a, url in claimed)
 
-    async def _pages(self, fetcher: Fetcher, feeds: Sequence[FeedConfig]) -> None:
-        claimed_at, todo = await asyncio.to_thread(self._claim, feeds)
+    async def _pages(self, fetcher: Fetcher, names: Sequence[str], ignore_robots: set[str]) -> None:
+        claimed_at, todo = await asyncio.to_thread(self._claim, names, ignore_robots)
         self.progress("pages", len(todo))
         done: list[_Page] = []
 
         async def one(article_id: int, url: str, obey_robots: bool) -> None:
             result = await fetcher.fetch(url, obey_robots=obey_robots, accept=PAGE_ACCEPT)
-            sha = await asyncio.to_thread(self.archive.put, result.body) if result.body is not None else None
+            sha = await self._archive(result)
             extraction, problem = await asyncio.to_thread(_extract, result)
             done.append(_Page(article_id, claimed_at, result, sha, extraction, problem))
             self.progress("page", 1)
@@ -290,6 +369,12 @@ class BatchRunner:
                 stats.pages_fetched += 1
                 apply_extraction(article, page.extraction, now, titles.get(article.source))
         return stats
+
+
+def _manual_feed(session: Session) -> Feed:
+    """The source of pages asked for by hand: a feed row with nothing to fetch."""
+    insert_ignore(session, Feed, [{"name": MANUAL, "url": ""}])
+    return session.scalars(select(Feed).where(Feed.name == MANUAL)).one()
 
 
 def _capture(kind: str, result: FetchResult, sha: str | None, error: str | None) -> Capture:

@@ -73,14 +73,14 @@ def _output(path: str | None) -> Iterator[IO[str]]:
 
 
 def summary_table(stats: dict[str, int]) -> Table:
-    """Every count, but re-extraction's only when something was re-extracted."""
-    from ingest.counts import REEXTRACTION
+    """Every count; those of backfills and re-extraction only when not zero."""
+    from ingest.counts import BACKFILL_COUNTS
 
     table = Table(show_header=False)
     table.add_column("count", style="bold")
     table.add_column("value", justify="right")
     for name, value in stats.items():
-        if value or name not in REEXTRACTION:
+        if value or name not in BACKFILL_COUNTS:
             table.add_row(name.replace("_", " "), str(value))
     return table
 
@@ -129,7 +129,7 @@ def _when(value: str) -> datetime:
 
 
 def cmd_reextract(args: argparse.Namespace) -> int:
-    from ingest.counts import REEXTRACTION
+    from ingest.counts import BACKFILL_COUNTS
     from ingest.db import safe_url
     from ingest.pipeline import deduplicate, reextract, summarize
 
@@ -142,7 +142,7 @@ def cmd_reextract(args: argparse.Namespace) -> int:
     span = f"pages fetched {args.since:%Y-%m-%d %H:%M} to {until:%Y-%m-%d %H:%M} UTC"
     if args.dry_run:
         out.print(f"dry run · {span} · nothing written")
-        out.print(summary_table({k: v for k, v in parts[0].items() if k in REEXTRACTION}))
+        out.print(summary_table({k: v for k, v in parts[0].items() if k in BACKFILL_COUNTS}))
         return 0
     parts.append(deduplicate(settings))
     stats = summarize(settings, f"reextract__{started:%Y-%m-%dT%H:%M:%S.%f}", parts, started)

@@ -37,6 +37,8 @@ class RunStats(Counts):
     feeds_not_modified: int = 0
     feeds_failed: int = 0
     feeds_backing_off: int = 0
+    sitemaps_fetched: int = 0  # backfills read sitemaps instead of feeds
+    sitemaps_failed: int = 0
     entries_new: int = 0
     articles_new: int = 0
     pages_fetched: int = 0
@@ -56,4 +58,5 @@ class RunStats(Counts):
     copies_requeued: int = 0  # articles that copied a changed one, deduplicated again
 
 
-REEXTRACTION = ("pages_reextracted", "pages_unchanged", "pages_changed", "metadata_updated", "pages_missing", "copies_requeued")
+# shown only when not zero: the counts of backfills and re-extraction
+BACKFILL_COUNTS = ("sitemaps_fetched", "sitemaps_failed", "pages_reextracted", "pages_unchanged", "pages_changed", "metadata_updated", "pages_missing", "copies_requeued")

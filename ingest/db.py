@@ -91,6 +91,17 @@ def transaction(engine: Engine) -> Iterator[Session]:
 
 
 @contextmanager
+def rolled_back(engine: Engine) -> Iterator[Session]:
+    """A unit of work that is always rolled back: dry runs go through the writing code."""
+    with session_factory(engine)() as session:
+        try:
+            yield session
+            session.flush()
+        finally:
+            session.rollback()
+
+
+@contextmanager
 def reading(engine: Engine) -> Iterator[Session]:
     """A read-only unit of work: on SQLite it does not take the write lock."""
     with Session(engine.execution_options(ingest_readonly=True), expire_on_commit=False) as session, session.begin():

@@ -46,7 +46,7 @@ class ParsedFeed:
     entries: list[FeedEntry]
 
 
-def _defuse(body: bytes) -> bytes:
+def defuse_xml(body: bytes) -> bytes:
     """Drop the DOCTYPE and any entity declarations; re-encode UTF-16/32 so the bytes patterns apply."""
     if body.startswith(_WIDE_BOMS):
         for encoding in ("utf-32", "utf-16"):
@@ -78,7 +78,7 @@ def parse_feed(body: bytes, base_url: str, content_type: str | None = None) -> P
     is an error.
     """
     headers = {"content-location": base_url, "content-type": content_type or "application/xml"}
-    parsed = feedparser.parse(io.BytesIO(_defuse(body)), response_headers=headers)
+    parsed = feedparser.parse(io.BytesIO(defuse_xml(body)), response_headers=headers)
     if not parsed.get("version") or (not parsed.entries and parsed.get("bozo")):
         served = f" (served as {content_type})" if content_type else ""
         problem = parsed.get("bozo_exception")

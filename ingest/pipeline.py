@@ -2,46 +2,110 @@
 
 ``plan`` reads the feeds file and splits it into batches; ``ingest_batch``
 fetches a batch's feeds and pages, archives the raw bytes and extracts clean
-passages (``ingest.batch``); ``deduplicate`` links every passage to its first
+passages (``ingest.batch``); ``reextract`` re-derives a past interval from the
+archive (``ingest.reprocess``); ``deduplicate`` links every passage to its first
 appearance; ``summarize`` adds the counts up and records the run. Only names and
-counts pass between stages: everything else is in the database and the raw archive.
+counts pass between stages: everything else is in the database and the raw
+archive. What a run does (``Work``) follows from how it was started.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
 
 from sqlalchemy import Engine, select
 
 from ingest import reprocess
 from ingest.archive import RawArchive
-from ingest.batch import BatchRunner, Progress
+from ingest.batch import BatchRunner, Progress, Window
 from ingest.counts import RunStats
 from ingest.db import open_store, transaction
 from ingest.dedup import deduplicate_pending
+from ingest.errors import UserError
 from ingest.models import Feed
 from ingest.settings import Settings
-from ingest.sources import FeedConfig, load_feeds
+from ingest.sources import MANUAL, FeedConfig, load_feeds
 from ingest.store import insert_ignore, record_run
+from ingest.urls import canonicalize_url
 
 log = logging.getLogger(__name__)
 
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
-def plan(settings: Settings) -> list[list[str]]:
-    """Feed names in batches for mapped tasks, after syncing the feeds table with the file.
+
+@dataclass(frozen=True)
+class Work:
+    """What one run does.
+
+    A scheduled run takes every new feed entry. A backfill run covers its data
+    interval (``window``): articles the feeds' sitemaps date inside it, and
+    re-extraction of the pages fetched inside it. A manual run does what its form
+    asks: some feeds, some article URLs, re-extraction only, or a dry run."""
+
+    window: Window | None = None  # backfill: sitemaps, and re-extraction of this interval
+    feeds: tuple[str, ...] = ()  # a subset of the feeds file; empty: every feed
+    urls: tuple[str, ...] = ()  # article pages to ingest now (without them, feeds are read)
+    reextract_only: bool = False  # fetch nothing: re-extract the window, or what was fetched since ``since``
+    since: datetime | None = None
+    dry_run: bool = False  # count what would change, write nothing
+
+    def reextract_window(self, now: datetime) -> Window | None:
+        """Pages fetched in this interval are re-extracted (None: none are)."""
+        if self.reextract_only:
+            start = self.since or (self.window[0] if self.window else EPOCH)
+            return (start, self.window[1] if self.window and not self.since else now)
+        return self.window
+
+    @classmethod
+    def of_run(cls, run_type: str, interval: Window | None, params: Mapping[str, Any]) -> Work:
+        """The work of an Airflow run, from its type, data interval and trigger-form params."""
+        since = params.get("reextract_since")
+        moment = datetime.fromisoformat(since) if since else None
+        return cls(
+            window=interval if run_type == "backfill" else None,
+            feeds=tuple(params.get("feeds") or ()),
+            urls=tuple(params.get("urls") or ()),
+            reextract_only=bool(params.get("reextract_only")),
+            since=moment.replace(tzinfo=moment.tzinfo or timezone.utc) if moment else None,
+            dry_run=bool(params.get("dry_run")),
+        )
+
+
+def plan(settings: Settings, work: Work = Work()) -> list[list[str]]:
+    """Source names in batches for mapped tasks, after syncing the feeds table with the file.
 
     Batches grow beyond ``feed_batch_size`` when needed to stay within
     ``max_feed_batches``, so thousands of feeds never hit Airflow's max_map_length.
+    Article URLs asked for by hand make one batch of their own (``manual``).
     """
     feeds = load_feeds(settings.feeds_file)
+    unknown = sorted(set(work.feeds) - {f.name for f in feeds})
+    if unknown:
+        raise UserError(f"not in the feeds file {settings.feeds_file}: {', '.join(unknown)}")
+    bad = [url for url in work.urls if not _fetchable(url)]
+    if bad:
+        raise UserError(f"not http(s) article URLs: {', '.join(bad)}")
     engine = open_store(settings.db_url)
     sync_feeds(engine, feeds)
-    size = max(settings.feed_batch_size, -(-len(feeds) // settings.max_feed_batches))
-    names = [feed.name for feed in feeds]
-    return [names[start : start + size] for start in range(0, len(names), size)]
+    if work.reextract_only:
+        return []
+    chosen = [f.name for f in feeds if f.name in work.feeds] if work.feeds else [] if work.urls else [f.name for f in feeds]
+    if work.window is not None:
+        chosen = [f.name for f in feeds if f.name in chosen and f.sitemap]
+    size = max(settings.feed_batch_size, -(-len(chosen) // settings.max_feed_batches))
+    return ([[MANUAL]] if work.urls else []) + [chosen[start : start + size] for start in range(0, len(chosen), size)]
+
+
+def _fetchable(url: str) -> bool:
+    try:
+        return canonicalize_url(url).startswith(("http://", "https://"))
+    except ValueError:
+        return False
 
 
 def sync_feeds(engine: Engine, feeds: Sequence[FeedConfig]) -> None:
@@ -56,16 +120,20 @@ def sync_feeds(engine: Engine, feeds: Sequence[FeedConfig]) -> None:
 
 
 def ingest_batch(
-    settings: Settings, feed_names: Sequence[str], progress: Progress | None = None, *, ignore_backoff: bool = False
+    settings: Settings, feed_names: Sequence[str], progress: Progress | None = None, *, ignore_backoff: bool = False,
+    work: Work = Work(),
 ) -> dict[str, int]:
-    """Fetch, archive and extract for the named feeds; returns counts."""
-    by_name = {f.name: f for f in load_feeds(settings.feeds_file)}
-    missing = [name for name in feed_names if name not in by_name]
-    if missing:
-        log.warning("feeds no longer in %s: %s", settings.feeds_file, ", ".join(missing))
-    runner = BatchRunner(settings, open_store(settings.db_url), progress, ignore_backoff=ignore_backoff)
-    stats = asyncio.run(runner.run([by_name[name] for name in feed_names if name in by_name]))
-    log.info("batch of %d feeds: %s", len(feed_names), " ".join(f"{k}={v}" for k, v in stats.as_dict().items() if v))
+    """Fetch, archive and extract for the named feeds (or the manual batch); returns counts."""
+    runner = BatchRunner(settings, open_store(settings.db_url), progress, ignore_backoff=ignore_backoff, dry_run=work.dry_run)
+    if list(feed_names) == [MANUAL]:
+        stats = asyncio.run(runner.run_urls(work.urls))
+    else:
+        by_name = {f.name: f for f in load_feeds(settings.feeds_file)}
+        missing = [name for name in feed_names if name not in by_name]
+        if missing:
+            log.warning("feeds no longer in %s: %s", settings.feeds_file, ", ".join(missing))
+        stats = asyncio.run(runner.run([by_name[name] for name in feed_names if name in by_name], work.window))
+    log.info("batch of %d sources: %s", len(feed_names), " ".join(f"{k}={v}" for k, v in stats.as_dict().items() if v))
     return stats.as_dict()
 
 
@@ -80,10 +148,12 @@ def reextract(settings: Settings, start: datetime, end: datetime, *, dry_run: bo
 
 
 def summarize(
-    settings: Settings, run_id: str, parts: Sequence[dict[str, int]], started_at: datetime | None = None, batches_failed: int = 0
+    settings: Settings, run_id: str, parts: Sequence[dict[str, int]], started_at: datetime | None = None,
+    batches_failed: int = 0, *, dry_run: bool = False,
 ) -> dict[str, int]:
-    """Add up the stage counts and store them as this run's summary."""
+    """Add up the stage counts and store them as this run's summary (a dry run's is only returned)."""
     stats = RunStats.total(parts)
     stats.batches_failed = batches_failed
-    record_run(open_store(settings.db_url), run_id, stats.as_dict(), started_at)
+    if not dry_run:
+        record_run(open_store(settings.db_url), run_id, stats.as_dict(), started_at)
     return stats.as_dict()

@@ -6,6 +6,7 @@ feeds:
     url: https://harbor.example/feed.xml
   - name: valley-post
     url: https://valley.example/atom.xml
+    sitemap: https://valley.example/news-sitemap.xml   # where backfills find older articles
     respect_robots: false   # only where the source's terms allow it
 ```
 """
@@ -20,20 +21,23 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ingest.errors import UserError
 
+MANUAL = "manual"  # the source name of article URLs ingested by hand: no feed may take it
+
 
 class FeedConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1, max_length=200, pattern=r"^[\w.\- ]+$")
     url: str = Field(max_length=2048)
+    sitemap: str | None = Field(None, max_length=2048, description="sitemap or sitemap index a backfill reads for older articles")
     respect_robots: bool = Field(True, description="obey robots.txt for this feed's article pages")
     enabled: bool = True
 
-    @field_validator("url")
+    @field_validator("url", "sitemap")
     @classmethod
-    def _http_url(cls, url: str) -> str:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+    def _http_url(cls, url: str | None) -> str | None:
+        parts = urlsplit(url or "")
+        if url is not None and (parts.scheme not in ("http", "https") or not parts.hostname):
             raise ValueError(f"not an http(s) URL: {url!r}")
         return url
 
@@ -47,6 +51,8 @@ class FeedsFile(BaseModel):
     def _unique_names(self) -> FeedsFile:
         seen: set[str] = set()
         for feed in self.feeds:
+            if feed.name == MANUAL:
+                raise ValueError(f"the feed name {MANUAL!r} is reserved for article URLs ingested by hand")
             if feed.name in seen:
                 raise ValueError(f"feed name {feed.name!r} appears twice")
             seen.add(feed.name)

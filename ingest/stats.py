@@ -14,6 +14,7 @@ from sqlalchemy import Engine, func, or_, select
 
 from ingest.db import reading
 from ingest.models import Article, ArticleStatus, Feed, Passage, Run
+from ingest.sources import MANUAL
 
 RUN_SERIES = ("articles_new", "articles_stored", "duplicate_articles", "duplicate_passages", "failures")
 
@@ -62,7 +63,7 @@ def feed_health(engine: Engine) -> list[FeedHealth]:
                 f.name, f.url, f.last_success_at, f.last_status, f.error_count, f.backoff_until, f.last_error,
                 f.not_modified_count / f.fetch_count if f.fetch_count else None,
             )
-            for f in session.scalars(select(Feed).order_by(Feed.error_count.desc(), Feed.name))
+            for f in session.scalars(select(Feed).where(Feed.name != MANUAL).order_by(Feed.error_count.desc(), Feed.name))
         ]
 
 

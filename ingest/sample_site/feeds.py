@@ -1,4 +1,4 @@
-"""Feeds: RSS 2.0 (with or without ``<guid>``) and Atom 1.0.
+"""Feeds (RSS 2.0, with or without ``<guid>``, and Atom 1.0) and news sitemaps.
 
 ``feed_items`` is also ground truth: it says which links a feed hands out,
 tracking parameters included, and which article each one reaches.
@@ -111,3 +111,35 @@ def _atom(outlet: Outlet, base: str, items: list[FeedItem]) -> str:
 def render_feed(site: Site, outlet: Outlet, base: str) -> str:
     items = feed_items(site, outlet, base)
     return _atom(outlet, base, items) if outlet.feed.format == "atom" else _rss(outlet, base, items)
+
+
+def sitemap_path(outlet: Outlet) -> str:
+    return f"{outlet.home}news-sitemap.xml"
+
+
+def render_sitemap(site: Site, outlet: Outlet, base: str) -> str:
+    """A Google news sitemap of the outlet's own articles: canonical links, publication dates."""
+    urls = "\n".join(
+        f"""<url><loc>{e(base + art.path)}</loc><lastmod>{art.published.isoformat()}</lastmod>
+<news:news><news:publication><news:name>{e(outlet.name)}</news:name><news:language>{e(outlet.lang.split("-")[0])}</news:language></news:publication>
+<news:publication_date>{art.published.isoformat()}</news:publication_date><news:title>{e(art.title)}</news:title></news:news></url>"""
+        for art in sorted(site.of_outlet(outlet.id), key=lambda a: a.published, reverse=True)
+    )
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" xmlns:news="http://www.google.com/schemas/sitemap-news/0.9">
+{urls}
+</urlset>
+"""
+
+
+def render_sitemap_index(site: Site, base: str) -> str:
+    """The site-wide index naming every outlet's news sitemap."""
+    maps = "\n".join(
+        f"<sitemap><loc>{e(base + sitemap_path(o))}</loc><lastmod>{max(a.published for a in site.of_outlet(o.id)).isoformat()}</lastmod></sitemap>"
+        for o in site.outlets.values()
+    )
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+{maps}
+</sitemapindex>
+"""

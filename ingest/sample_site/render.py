@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ingest.sample_site.content import Article, Outlet, Site, load_site
-from ingest.sample_site.feeds import feed_items, last_modified, render_feed
+from ingest.sample_site.feeds import feed_items, last_modified, render_feed, render_sitemap, render_sitemap_index, sitemap_path
 from ingest.sample_site.markup import e, head, long_date
 from ingest.sample_site.outlets import TEMPLATES
 
@@ -21,6 +21,7 @@ CONTENT_TYPES = {
     "rss": "application/rss+xml; charset=utf-8",
     "atom": "application/atom+xml; charset=utf-8",
     "text": "text/plain; charset=utf-8",
+    "xml": "application/xml; charset=utf-8",
 }
 
 
@@ -92,6 +93,7 @@ def render_site(base: str) -> dict[str, Resource]:
     out: dict[str, Resource] = {
         "/": Resource(_index(site).encode(), CONTENT_TYPES["html"], newest),
         "/robots.txt": Resource(ROBOTS_TXT.encode(), CONTENT_TYPES["text"], newest),
+        "/sitemap_index.xml": Resource(render_sitemap_index(site, base).encode(), CONTENT_TYPES["xml"], newest),
     }
     for outlet in site.outlets.values():
         items = feed_items(site, outlet, base)
@@ -99,6 +101,7 @@ def render_site(base: str) -> dict[str, Resource]:
             render_feed(site, outlet, base).encode(), CONTENT_TYPES[outlet.feed.format], last_modified(items)
         )
         own = site.of_outlet(outlet.id)
+        out[sitemap_path(outlet)] = Resource(render_sitemap(site, outlet, base).encode(), CONTENT_TYPES["xml"], max(a.published for a in own))
         out[outlet.home] = Resource(
             _outlet_home(site, outlet, base).encode(), CONTENT_TYPES["html"], max(a.published for a in own)
         )

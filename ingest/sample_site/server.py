@@ -24,6 +24,7 @@ from typing import NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ingest.sample_site.content import load_site
+from ingest.sample_site.feeds import sitemap_path
 from ingest.sample_site.render import CONTENT_TYPES, Resource, render_site
 
 TRACKING_PREFIXES = ("utm_",)
@@ -252,10 +253,11 @@ class SampleSite:
             self._requests.clear()
 
     def write_feeds_file(self, path: str | Path) -> Path:
-        """Write ``feeds: [{name, url}]`` YAML listing every outlet's feed."""
+        """Write ``feeds: [{name, url, sitemap}]`` YAML listing every outlet's feed and news sitemap."""
         lines = ["feeds:"]
-        for name, url in self.feeds:
-            lines += [f"  - name: {json.dumps(name)}", f"    url: {json.dumps(url)}"]
+        for outlet in load_site().outlets.values():
+            lines += [f"  - name: {json.dumps(outlet.id)}", f"    url: {json.dumps(self.url(outlet.feed.path))}",
+                      f"    sitemap: {json.dumps(self.url(sitemap_path(outlet)))}"]
         out = Path(path)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text("\n".join(lines) + "\n", encoding="utf-8")
