@@ -75,9 +75,8 @@ def _work() -> Work:
     from ingest.pipeline import Work
 
     context = get_current_context()
-    return Work.of_run(
-        str(context["dag_run"].run_type), (context["data_interval_start"], context["data_interval_end"]), context["params"]
-    )
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")  # none for a run without a logical date
+    return Work.of_run(context["dag_run"].run_type, (start, end) if start and end else None, context["params"])
 
 
 @dag(

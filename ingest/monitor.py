@@ -46,8 +46,9 @@ def chart(points: list[RunPoint]) -> dict[str, Any]:
     step = _WIDTH / max(len(points) - 1, 1)
     lines = []
     for name in RUN_SERIES:
-        coordinates = " ".join(f"{i * step:.1f},{_HEIGHT - p.counts.get(name, 0) / top * _HEIGHT:.1f}" for i, p in enumerate(points))
-        lines.append({"name": name.replace("_", " "), "color": _COLORS[name], "points": coordinates})
+        xy = [(i * step, _HEIGHT - p.counts.get(name, 0) / top * _HEIGHT) for i, p in enumerate(points)]
+        lines.append({"name": name.replace("_", " "), "color": _COLORS[name], "xy": xy,
+                      "points": " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)})
     return {"width": _WIDTH, "height": _HEIGHT, "top": top, "lines": lines}
 
 

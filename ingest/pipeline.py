@@ -63,11 +63,13 @@ class Work:
 
     @classmethod
     def of_run(cls, run_type: str, interval: Window | None, params: Mapping[str, Any]) -> Work:
-        """The work of an Airflow run, from its type, data interval and trigger-form params."""
+        """The work of an Airflow run, from its type (a DagRunType, whose str() is not its
+        value on Python 3.11), data interval and trigger-form params."""
+        kind = getattr(run_type, "value", run_type)
         since = params.get("reextract_since")
         moment = datetime.fromisoformat(since) if since else None
         return cls(
-            window=interval if run_type == "backfill" else None,
+            window=interval if kind == "backfill" else None,
             feeds=tuple(params.get("feeds") or ()),
             urls=tuple(params.get("urls") or ()),
             reextract_only=bool(params.get("reextract_only")),

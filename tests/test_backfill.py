@@ -3,6 +3,7 @@ what each kind of run does (``Work``)."""
 
 from __future__ import annotations
 
+import enum
 import gzip
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -60,7 +61,10 @@ def test_the_work_of_each_kind_of_run() -> None:
     now = datetime(2026, 11, 27, tzinfo=timezone.utc)
     scheduled = Work.of_run("scheduled", day, {})
     assert scheduled == Work() and scheduled.reextract_window(now) is None
-    backfill = Work.of_run("backfill", day, {})
+    class DagRunType(str, enum.Enum):  # as the task SDK hands it over: str() is "DagRunType.BACKFILL"
+        BACKFILL = "backfill"
+
+    backfill = Work.of_run(DagRunType.BACKFILL, day, {})
     assert backfill.window == day and backfill.reextract_window(now) == day
     manual = Work.of_run("manual", day, {"reextract_only": True, "reextract_since": "2026-11-01"})
     assert manual.window is None and manual.reextract_window(now) == (datetime(2026, 11, 1, tzinfo=timezone.utc), now)
