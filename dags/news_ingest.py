@@ -106,7 +106,8 @@ def news_ingest() -> None:
         from ingest.pipeline import ingest_batch
         from ingest.settings import Settings
 
-        return ingest_batch(Settings(), feed_names, work=_work())
+        ti = get_current_context()["ti"]  # its retries take over the pages it had claimed when killed
+        return ingest_batch(Settings(), feed_names, work=_work(), owner=f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{ti.map_index}")
 
     @task(pool="ingest_dedup")
     def reextract() -> dict[str, int]:

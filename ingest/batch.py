@@ -6,7 +6,8 @@ network error, a broken feed, a page that crashes the extractor) is recorded
 against it with its reason, and the others carry on. Pages are claimed in the
 database before they are fetched, so two workers (or a backfill beside a
 scheduled run) never fetch the same page at once; a claim left by a worker that
-died is taken over once it is older than ``CLAIM_LEASE``.
+died is taken over once it is older than ``CLAIM_LEASE``, or at once by the claim's
+owner when it comes back (the retry of a killed task, ``ingest run`` again on that host).
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ class _Page:
 class BatchRunner:
     def __init__(
         self, settings: Settings, engine: Engine, progress: Progress | None = None, *, ignore_backoff: bool = False,
-        dry_run: bool = False,
+        dry_run: bool = False, owner: str | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -80,6 +81,7 @@ class BatchRunner:
         self.progress = progress or (lambda _event, _n: None)
         self.ignore_backoff = ignore_backoff
         self.dry_run = dry_run  # fetch feeds and sitemaps, count what is new, write nothing, fetch no page
+        self.owner = owner  # who claims pages; the same owner again takes over its own claims
         self.stats = RunStats()
 
     async def run(self, feeds: Sequence[FeedConfig], window: Window | None = None) -> RunStats:
@@ -97,7 +99,8 @@ class BatchRunner:
         """Article pages asked for by hand (listed under the ``manual`` source), robots.txt obeyed."""
         with self._writing() as session:
             feed = _manual_feed(session)
-            entries = [FeedEntry(key=f"url:{canonicalize_url(u)}", url=canonicalize_url(u), link=u, title=None, published=None) for u in urls]
+            canonical = {link: canonicalize_url(link) for link in urls}
+            entries = [FeedEntry(key=f"url:{url}", url=url, link=link, title=None, published=None) for link, url in canonical.items()]
             self.stats.add(self._record_entries(session, feed, ParsedFeed(title=None, entries=entries)))
         if not self.dry_run:
             async with Fetcher(self.settings.http, allow_private_networks=self.settings.allow_private_networks) as fetcher:
@@ -298,10 +301,11 @@ class BatchRunner:
         s = self.settings
         with transaction(self.engine) as session:
             feed_ids = dict(session.execute(select(Feed.id, Feed.name).where(Feed.name.in_(list(names)))).all())
+            takeover = [Article.claimed_at < now - CLAIM_LEASE] + ([Article.claimed_by == self.owner] if self.owner else [])
             due = or_(
                 Article.status == ArticleStatus.pending,
                 and_(Article.status == ArticleStatus.failed, Article.attempts < s.max_page_attempts),
-                and_(Article.status == ArticleStatus.fetching, Article.claimed_at < now - CLAIM_LEASE),
+                and_(Article.status == ArticleStatus.fetching, or_(*takeover)),
             )
             listed = select(Entry.article_id).where(Entry.feed_id.in_(list(feed_ids)))
             candidates = (
@@ -310,7 +314,7 @@ class BatchRunner:
             claimed = session.execute(
                 update(Article)
                 .where(Article.id.in_(candidates), due)
-                .values(status=ArticleStatus.fetching, claimed_at=now)
+                .values(status=ArticleStatus.fetching, claimed_at=now, claimed_by=self.owner)
                 .returning(Article.id, Article.url)
             ).all()
             listing: dict[int, set[str]] = {}
@@ -336,9 +340,28 @@ class BatchRunner:
                 done.clear()
                 self.stats.add(await asyncio.to_thread(self._record_pages, group))
 
-        await asyncio.gather(*(one(*row) for row in todo))
-        if done:
-            self.stats.add(await asyncio.to_thread(self._record_pages, done))
+        try:
+            await asyncio.gather(*(one(*row) for row in todo))
+            if done:
+                self.stats.add(await asyncio.to_thread(self._record_pages, done))
+        except BaseException:
+            await asyncio.to_thread(self._release, claimed_at, [article_id for article_id, _, _ in todo])
+            raise
+
+    def _release(self, claimed_at: datetime, article_ids: list[int]) -> None:
+        """Hand back the claims of a batch that failed (the database connection dropped, the
+        task was stopped), so that its retry fetches those pages at once instead of after
+        CLAIM_LEASE. Pages already written are not ours any more and stay as they are.
+        Best effort: when the database itself is gone, the lease still frees them."""
+        try:
+            with transaction(self.engine) as session:
+                session.execute(
+                    update(Article)
+                    .where(Article.id.in_(article_ids), Article.status == ArticleStatus.fetching, Article.claimed_at == claimed_at)
+                    .values(status=ArticleStatus.pending, claimed_at=None, claimed_by=None)
+                )
+        except Exception:
+            log.warning("could not hand back %d page claims; they are taken over after %s", len(article_ids), CLAIM_LEASE, exc_info=True)
 
     def _record_pages(self, pages: list[_Page]) -> RunStats:
         """Write a group of page results in one transaction (runs in a worker thread)."""
@@ -356,6 +379,7 @@ class BatchRunner:
                 article.capture_id = capture.id
                 article.attempts += 1
                 article.claimed_at = None
+                article.claimed_by = None
                 if page.extraction is None:
                     retry = page.result.retryable and article.attempts < self.settings.max_page_attempts
                     article.status = ArticleStatus.failed if retry else ArticleStatus.skipped

@@ -11,6 +11,7 @@ import gzip
 import json
 import logging
 import os
+import socket
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -105,7 +106,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 task = tasks[event.rstrip("s")]
                 progress.update(task, total=(progress.tasks[task].total or 0) + count)
 
-        parts = [ingest_batch(settings, batch, report, ignore_backoff=args.ignore_backoff) for batch in batches]
+        owner = f"cli@{socket.gethostname()}"  # `ingest run` again here takes over what a killed one claimed
+        parts = [ingest_batch(settings, batch, report, ignore_backoff=args.ignore_backoff, owner=owner) for batch in batches]
         parts.append(deduplicate(settings))
     stats = summarize(settings, f"cli__{started:%Y-%m-%dT%H:%M:%S.%f}", parts, started)
     out = Console(soft_wrap=True)

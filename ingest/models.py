@@ -122,6 +122,9 @@ class Article(Base):
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(default=0)
     claimed_at: Mapped[datetime | None]
+    # Who holds the claim (an Airflow task instance, a CLI host): when it comes back, as a
+    # retry after its worker was killed, it takes its own claims over at once, not after the lease.
+    claimed_by: Mapped[str | None] = mapped_column(String(250))
     discovered_at: Mapped[datetime]
     feed_title: Mapped[str | None] = mapped_column(Text)
     feed_published: Mapped[datetime | None]

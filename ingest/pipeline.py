@@ -123,10 +123,14 @@ def sync_feeds(engine: Engine, feeds: Sequence[FeedConfig]) -> None:
 
 def ingest_batch(
     settings: Settings, feed_names: Sequence[str], progress: Progress | None = None, *, ignore_backoff: bool = False,
-    work: Work = Work(),
+    work: Work = Work(), owner: str | None = None,
 ) -> dict[str, int]:
-    """Fetch, archive and extract for the named feeds (or the manual batch); returns counts."""
-    runner = BatchRunner(settings, open_store(settings.db_url), progress, ignore_backoff=ignore_backoff, dry_run=work.dry_run)
+    """Fetch, archive and extract for the named feeds (or the manual batch); returns counts.
+
+    ``owner`` names who claims the pages (a task instance, a host): when the same owner
+    comes back after being killed, it takes its claims over at once."""
+    runner = BatchRunner(settings, open_store(settings.db_url), progress, ignore_backoff=ignore_backoff,
+                         dry_run=work.dry_run, owner=owner)
     if list(feed_names) == [MANUAL]:
         stats = asyncio.run(runner.run_urls(work.urls))
     else:

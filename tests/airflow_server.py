@@ -58,14 +58,40 @@ def wait_for(check: Any, timeout: float, what: str, log: Path) -> Any:
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n--- {log} ---\n{tail}")
 
 
-@contextmanager
-def airflow_standalone(home: Path, ingest_env: dict[str, str]) -> Iterator[AirflowServer]:
-    """Migrate, import the pools, parse and unpause news_ingest, then start standalone.
+def _prepare(home: Path, env: dict[str, str]) -> Path:
+    """Migrate, import the pools, parse and unpause news_ingest: what `make airflow` does first."""
+    home.mkdir(parents=True, exist_ok=True)
+    log = home / "airflow.log"
+    _airflow(["db", "migrate"], env, log)
+    _airflow(["pools", "import", str(DAGS / "pools.json")], env, log)
+    _airflow(["dags", "reserialize"], env, log)
+    _airflow(["dags", "unpause", "news_ingest"], env, log)
+    return log
 
-    The scheduler creates no scheduled runs (use_job_schedule off), so what runs is
-    only what a test creates: backfills, triggered runs."""
+
+def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("a") as out:
+        return subprocess.Popen([shutil.which("airflow", path=env["PATH"]) or "airflow", *args], env=env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    """Signal the process group (Airflow components start children), then reap it."""
+    try:
+        os.killpg(process.pid, sig)
+        process.wait(timeout=60)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def _server_env(home: Path, ingest_env: dict[str, str], extra: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """An API server on a free loopback port, the scheduler creating no runs of its own
+    (use_job_schedule off: what runs is what a test creates), one JWT secret for all."""
     port = free_port()
-    env = airflow_env(home, {
+    return f"http://127.0.0.1:{port}", airflow_env(home, {
         **ingest_env,
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__HOST": "127.0.0.1",
@@ -73,36 +99,82 @@ def airflow_standalone(home: Path, ingest_env: dict[str, str]) -> Iterator[Airfl
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
         "AIRFLOW__API_AUTH__JWT_SECRET": os.urandom(32).hex(),
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        **extra,
     })
-    home.mkdir(parents=True, exist_ok=True)
-    log = home / "standalone.log"
-    _airflow(["db", "migrate"], env, log)
-    _airflow(["pools", "import", str(DAGS / "pools.json")], env, log)
-    _airflow(["dags", "reserialize"], env, log)
-    _airflow(["dags", "unpause", "news_ingest"], env, log)
-    with log.open("a") as out:
-        process = subprocess.Popen([shutil.which("airflow", path=env["PATH"]) or "airflow", "standalone"], env=env,
-                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        def healthy() -> bool:
-            if process.poll() is not None:
-                raise AssertionError(f"airflow standalone exited ({process.returncode}); see {log}")
-            try:
-                health = httpx.get(f"{url}/api/v2/monitor/health", timeout=5).json()
-            except (httpx.HTTPError, ValueError):
-                return False
-            return all(health.get(part, {}).get("status") == "healthy" for part in ("metadatabase", "scheduler"))
 
-        wait_for(healthy, 180, "airflow standalone to report healthy", log)
-        passwords = home / "simple_auth_manager_passwords.json.generated"
-        yield AirflowServer(url, json.loads(passwords.read_text())["admin"], env, log)
-    finally:
+
+def _wait_healthy(url: str, processes: list[subprocess.Popen[bytes]], parts: tuple[str, ...], log: Path) -> None:
+    def healthy() -> bool:
+        for process in processes:
+            if process.poll() is not None:
+                raise AssertionError(f"`{' '.join(map(str, process.args))}` exited ({process.returncode}); see {log}")  # type: ignore[arg-type]
         try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=60)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            health = httpx.get(f"{url}/api/v2/monitor/health", timeout=5).json()
+        except (httpx.HTTPError, ValueError):
+            return False
+        return all(health.get(part, {}).get("status") == "healthy" for part in parts)
+
+    wait_for(healthy, 180, f"Airflow to report {', '.join(parts)} healthy", log)
+
+
+def _password(home: Path) -> str:
+    return str(json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())["admin"])
+
+
+@contextmanager
+def airflow_standalone(home: Path, ingest_env: dict[str, str]) -> Iterator[AirflowServer]:
+    """`airflow standalone` (LocalExecutor on SQLite) after the project's own setup."""
+    url, env = _server_env(home, ingest_env, {})
+    log = _prepare(home, env)
+    process = _start(["standalone"], env, log)
+    try:
+        _wait_healthy(url, [process], ("metadatabase", "scheduler"), log)
+        yield AirflowServer(url, _password(home), env, log)
+    finally:
+        stop(process)
+
+
+@dataclass
+class CeleryCluster(AirflowServer):
+    workers: dict[str, subprocess.Popen[bytes]]
+    """Celery workers by the host name their task instances report."""
+
+
+@contextmanager
+def airflow_celery(home: Path, ingest_env: dict[str, str], metadata_url: str, broker_url: str,
+                   workers: int = 2) -> Iterator[CeleryCluster]:
+    """The production topology on one machine: CeleryExecutor, metadata in PostgreSQL, broker
+    in Redis, and the API server, scheduler, dag-processor and Celery workers as separate
+    processes. Each worker reports its own host name (``[core] hostname_callable``), so a
+    test can tell which worker ran a task. A queue of its own keeps this cluster's tasks
+    away from any other user of the broker."""
+    queue = f"news_ingest_{os.urandom(4).hex()}"
+    url, env = _server_env(home, ingest_env, {
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
+        # psycopg 3 drives the async engine too (Airflow would pick asyncpg for it otherwise).
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": metadata_url,
+        "AIRFLOW__CELERY__BROKER_URL": broker_url,
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + metadata_url,
+        "AIRFLOW__OPERATORS__DEFAULT_QUEUE": queue,
+    })
+    log = _prepare(home, env)
+    processes = [_start(["api-server"], env, log), _start(["scheduler"], env, log), _start(["dag-processor"], env, log)]
+    named: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        _wait_healthy(url, processes, ("metadatabase", "scheduler", "dag_processor"), log)
+        for number in range(1, workers + 1):
+            name = f"worker{number}"
+            worker_log = home / f"{name}.log"
+            worker_env = {**env, "INGEST_TEST_WORKER": name, "PYTHONPATH": str(DAGS.parent),
+                          "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tests.worker_hostname.hostname",
+                          "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port())}
+            named[name] = _start(["celery", "worker", "--celery-hostname", f"{name}@%h", "--queues", queue,
+                                  "--concurrency", "1"], worker_env, worker_log)
+            processes.append(named[name])
+            wait_for(lambda: f"{name}@" in worker_log.read_text(errors="replace")
+                     and " ready." in worker_log.read_text(errors="replace"), 120, f"celery {name} to be ready", worker_log)
+        yield CeleryCluster(url, _password(home), env, log, named)
+    finally:
+        for process in reversed(processes):
+            stop(process)

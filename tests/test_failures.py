@@ -209,3 +209,23 @@ def test_feeds_listing_the_same_stories_in_opposite_orders_do_not_deadlock(serve
     assert results["a"]["entries_new"] == results["b"]["entries_new"] == 300
     assert results["a"]["articles_new"] + results["b"]["articles_new"] >= 300
     assert len(article_rows(settings)) == 300
+
+
+def test_a_killed_owner_takes_its_claims_back_at_once_and_nobody_else_does(server: LocalServer, db_url: str, tmp_path: Path) -> None:
+    """A worker killed with SIGKILL leaves its pages claimed. The retry of the same task
+    (same owner) fetches them at once; another task leaves them alone until the lease ends."""
+    from ingest.batch import BatchRunner
+
+    answers = iter([(503, {}, b"busy")] * 2)  # the first fetch and its one retry
+    server.route("/story", lambda r: next(answers, (200, {"Content-Type": "text/html"}, ARTICLE.encode())))
+    server.route("/feed.xml", lambda r: (200, {"Content-Type": "application/rss+xml"}, rss(server, "/story")))
+    settings = make_settings(tmp_path, db_url, write_feeds(tmp_path / "feeds.yaml", {"local": server.url("/feed.xml")}))
+    plan(settings)
+    assert ingest_batch(settings, ["local"])["pages_failed"] == 1  # due again at the next run
+    killed = BatchRunner(settings, open_store(settings.db_url), owner="run-1/ingest_batch/0")
+    assert [url for _, url, _ in killed._claim(["local"], set())[1]] == [server.url("/story")]  # ... and dies here
+
+    assert ingest_batch(settings, ["local"], owner="run-2/ingest_batch/0").get("pages_fetched", 0) == 0
+    assert ingest_batch(settings, ["local"], owner="run-1/ingest_batch/0")["pages_fetched"] == 1
+    assert article_rows(settings)["story"].status == ArticleStatus.extracted
+    assert article_rows(settings)["story"].claimed_by is None
