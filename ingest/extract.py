@@ -11,6 +11,7 @@ trafilatura keeps.
 
 from __future__ import annotations
 
+import codecs
 import functools
 import re
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ _CHARSET_ALIASES = {  # WHATWG labels Python's codecs do not know
     "x-sjis": "shift_jis", "x-euc-jp": "euc_jp", "ks_c_5601-1987": "cp949", "gb2312": "gb18030", "gbk": "gb18030",
     "x-mac-roman": "mac_roman",
 }
+_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
 _CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([\w-]+)""", re.I)
 
 
@@ -79,14 +81,19 @@ class Extraction:
 
 
 def decode_html(body: bytes, content_type: str | None = None) -> str:
-    """Charset from the Content-Type header, else a <meta> tag, else UTF-8; labels Python does
-    not know (windows-874, x-user-defined, …) and undecodable bytes never raise."""
+    """A byte-order mark first (it overrides any label, as in browsers), then the charset from
+    the Content-Type header, else a <meta> tag, else UTF-8, else windows-1252 (the web's legacy
+    default) when nothing was declared; labels Python does not know (windows-874,
+    x-user-defined, …) and undecodable bytes never raise."""
+    for bom, encoding in _BOMS:
+        if body.startswith(bom):
+            return body[len(bom) :].decode(encoding, errors="replace")
     candidates: list[str] = []
     if content_type and "charset=" in content_type.lower():
         candidates.append(content_type.lower().split("charset=")[-1].split(";")[0].strip(" \"'"))
     if meta := _CHARSET.search(body[:4096]):
         candidates.append(meta.group(1).decode("ascii", "ignore").lower())
-    for label in [*candidates, "utf-8"]:
+    for label in [*candidates, "utf-8", *([] if candidates else ["windows-1252"])]:
         try:
             return body.decode(_CHARSET_ALIASES.get(label, label))
         except (LookupError, UnicodeDecodeError):

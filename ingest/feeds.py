@@ -5,11 +5,15 @@ first tries to open them as a path or URL, so a body such as ``/etc/passwd``
 would make it read a local file. Entity declarations are stripped first:
 feedparser's loose parser expands an internal entity even where expat
 refuses, and one 10 KB entity used 10,000 times makes a 100 MB description.
+They are stripped from the text feedparser will actually parse, after its own
+character decoding: in UTF-16 or UTF-32 without a byte-order mark, or EBCDIC,
+``<!ENTITY`` is not those ASCII bytes, and feedparser decodes such feeds itself.
 """
 
 from __future__ import annotations
 
 import calendar
+import codecs
 import io
 import re
 from collections import Counter
@@ -18,12 +22,18 @@ from datetime import datetime, timezone
 from urllib.parse import urljoin
 
 import feedparser
+from feedparser.encodings import convert_to_utf8
 
 from ingest.urls import canonicalize_url
 
 _DOCTYPE = re.compile(rb"<!DOCTYPE(?:[^\[>]*)(?:\[.*?\])?\s*>", re.IGNORECASE | re.DOTALL)
 _ENTITY_DECL = re.compile(rb"<!ENTITY.*?>", re.IGNORECASE | re.DOTALL)
 _WIDE_BOMS = (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff", b"\xff\xfe", b"\xfe\xff")
+# UTF-32 before UTF-16: the UTF-32LE mark starts with the UTF-16LE one.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"), (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
 _XML_ENCODING = re.compile(rb"(<\?xml[^>]*?encoding=)([\"'])[^\"']*\2")
 
 
@@ -47,7 +57,10 @@ class ParsedFeed:
 
 
 def defuse_xml(body: bytes) -> bytes:
-    """Drop the DOCTYPE and any entity declarations; re-encode UTF-16/32 so the bytes patterns apply."""
+    """Blank out the DOCTYPE and any entity declarations; re-encode UTF-16/32 so the bytes patterns apply.
+
+    Each is replaced by a space, not removed: removal would splice the text around it,
+    and ``<!ENT<!ENTITY x>ITY e "…">`` would become a declaration."""
     if body.startswith(_WIDE_BOMS):
         for encoding in ("utf-32", "utf-16"):
             try:
@@ -55,7 +68,23 @@ def defuse_xml(body: bytes) -> bytes:
                 break
             except UnicodeError:
                 continue
-    return _ENTITY_DECL.sub(b"", _DOCTYPE.sub(b"", body))
+    return _ENTITY_DECL.sub(b" ", _DOCTYPE.sub(b" ", body))
+
+
+def _utf8(body: bytes, content_type: str | None) -> bytes:
+    """The feed as UTF-8: by its byte-order mark if it has one (which no header overrides),
+    else decoded by feedparser's own rules (HTTP charset, XML declaration, sniffing)."""
+    for bom, encoding in _BOMS:
+        if body.startswith(bom):
+            try:
+                return body[len(bom) :].decode(encoding).encode("utf-8")
+            except UnicodeDecodeError:
+                continue
+    decoding: dict[str, object] = {}
+    text: bytes = convert_to_utf8({"content-type": content_type or "application/xml"}, body, decoding)
+    if not decoding.get("encoding"):
+        raise FeedParseError("not a feed: unknown character encoding" + (f" (served as {content_type})" if content_type else ""))
+    return text
 
 
 def _published(entry: feedparser.FeedParserDict) -> datetime | None:
@@ -77,8 +106,8 @@ def parse_feed(body: bytes, base_url: str, content_type: str | None = None) -> P
     harmless reasons): no RSS/Atom version, or no entries where parsing failed,
     is an error.
     """
-    headers = {"content-location": base_url, "content-type": content_type or "application/xml"}
-    parsed = feedparser.parse(io.BytesIO(defuse_xml(body)), response_headers=headers)
+    headers = {"content-location": base_url, "content-type": "application/xml; charset=utf-8"}
+    parsed = feedparser.parse(io.BytesIO(defuse_xml(_utf8(body, content_type))), response_headers=headers)
     if not parsed.get("version") or (not parsed.entries and parsed.get("bozo")):
         served = f" (served as {content_type})" if content_type else ""
         problem = parsed.get("bozo_exception")

@@ -9,7 +9,9 @@ A handler gets a ``Request`` and returns ``(status, headers, body)``. ``body`` i
 bytes (sent with Content-Length) or an iterable of chunks in which a number
 means "sleep that many seconds" (drip-feeding, hanging); such bodies go out
 chunked unless the headers give a Content-Length, and each chunk is flushed.
-Connections stay open between requests (keep-alive) and every response is framed.
+Connections stay open between requests (keep-alive) and every response is framed,
+except that a body shorter than the Content-Length its headers give is sent and the
+connection closed: a transfer cut short.
 """
 
 from __future__ import annotations
@@ -147,29 +149,34 @@ def _make_handler(server: LocalServer) -> type[BaseHTTPRequestHandler]:
 
         def _respond(self, status: int, headers: Headers, body: Body) -> None:
             pairs = list(headers.items() if isinstance(headers, Mapping) else headers)
-            names = {name.lower() for name, _ in pairs}
+            declared = next((int(value) for name, value in pairs if name.lower() == "content-length"), None)
             self.send_response_only(status)
             for name, value in pairs:
                 self.send_header(name, value)
             if isinstance(body, bytes):
-                if "content-length" not in names and status not in (204, 304):
+                if declared is None and status not in (204, 304):
                     self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(body)
+                    self.close_connection = declared is not None and len(body) < declared
                 return
-            chunked = "content-length" not in names
+            chunked = declared is None
             if chunked:
                 self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
+            sent = 0
             for part in body:
                 if isinstance(part, (int, float)):
                     server.sleep(part)
                 elif part:
                     self.wfile.write(b"%X\r\n%s\r\n" % (len(part), part) if chunked else part)
                     self.wfile.flush()
+                    sent += len(part)
             if chunked:
                 self.wfile.write(b"0\r\n\r\n")
+            else:
+                self.close_connection = declared is not None and sent < declared
 
         def log_message(self, format: str, *args: object) -> None:
             pass
