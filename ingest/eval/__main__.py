@@ -1,4 +1,4 @@
-"""``python -m ingest.eval extraction [--data DIR]``: print the benchmark tables."""
+"""``python -m ingest.eval extraction|dedup|dedup-speed|throughput``: print the benchmark tables."""
 
 from __future__ import annotations
 
@@ -160,6 +160,44 @@ def dedup_speed(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def throughput(args: argparse.Namespace, console: Console) -> int:
+    from ingest.eval.throughput import measure
+    from ingest.load_site.options import config_from
+    from ingest.settings import Settings
+
+    config = config_from(args)
+    http = Settings().http
+    load_before = os.getloadavg()[0]
+    result = measure(config, fetch_only=not args.no_fetch_only, workers=args.workers)
+    first = result.passes[0]
+    base_rate = config.articles / result.baseline_seconds
+    bandwidth = f"{config.bandwidth / 1e6:g} MB/s" if config.bandwidth else "unlimited"
+    table = Table(title=f"throughput, {date.today()}: {config.hosts} hosts, {result.feeds} feeds, {config.articles:,} articles "
+                        f"({config.syndicated:.0%} syndicated), {config.latency * 1000:.0f} ms latency, bandwidth {bandwidth}, "
+                        f"HTTP concurrency {http.concurrency} ({http.per_host_concurrency} per host), {os.cpu_count()} cores")
+    clocks = ("plan", "ingest_batch", "extract cpu", "extract", "store pages", "store feeds", "archive", "deduplicate", "summarize")
+    for column in ("run", "wall s", "CPU s", "articles stored", "articles/s", "peak MiB", "× baseline",
+                   "plan", "batches (fetch+extract+store)", "extract CPU", "extract wall", "store pages", "store feeds",
+                   "archive", "dedup", "summarize"):
+        table.add_column(column, justify="left" if column == "run" else "right")
+    for run in result.passes:
+        stages = [f"{run.clock.get(name, 0.0):.1f}" for name in clocks]
+        table.add_row(run.name, f"{run.wall:.1f}", f"{run.cpu:.1f}", f"{run.stored:,}", f"{run.stored / run.wall:.1f}", f"{run.peak_mib:.0f}",
+                      f"{run.wall / result.baseline_seconds:.2f}", *stages)
+    table.add_row(f"extraction-only baseline (trafilatura.extract, {result.baseline_workers} processes)",
+                  f"{result.baseline_seconds:.1f}", f"{result.baseline_cpu:.1f}", f"{config.articles:,}", f"{base_rate:.1f}", "", "1.00", *[""] * len(clocks))
+    console.print(table)
+    ratio = first.wall / result.baseline_seconds
+    console.print(f"first pass / baseline: {ratio:.2f} × (target ≤ 1.3), peak memory {first.peak_mib:.0f} MiB (target < 1024); "
+                  f"duplicate articles {first.counts.get('duplicate_articles', 0)}, "
+                  f"duplicate passages {first.counts.get('duplicate_passages', 0)}, template passages {first.counts.get('template_passages', 0)}")
+    console.print("served: " + ", ".join(f"{kind} {n:,}" for kind, n in sorted(result.served.items())) +
+                  "; stage columns are seconds summed over calls (extraction and writes run in threads that overlap fetching)")
+    console.print(f"machine load (1-minute average) before {load_before:.1f}, after {os.getloadavg()[0]:.1f}: "
+                  "wall times include whatever else ran; CPU seconds do not")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ingest.eval", description="Measure news-ingest against public benchmarks.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -181,6 +219,13 @@ def main(argv: list[str] | None = None) -> int:
     speed.add_argument("--pg", default=os.environ.get("INGEST_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
                        help="PostgreSQL URL of a database to create the benchmark database from")
     speed.set_defaults(func=dedup_speed)
+    from ingest.load_site.options import add_options
+
+    thr = commands.add_parser("throughput", help="a whole `ingest run` on the generated load site beside plain trafilatura on all cores")
+    add_options(thr, latency=0.2)
+    thr.add_argument("--workers", type=int, help="baseline processes (default: every core)")
+    thr.add_argument("--no-fetch-only", action="store_true", help="skip the pass without extraction")
+    thr.set_defaults(func=throughput)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     return args.func(args, Console(soft_wrap=True, width=max(220, Console().width)))
