@@ -15,7 +15,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import multiprocessing
+import os
 import random
+from concurrent.futures import Executor, ProcessPoolExecutor
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -50,6 +53,7 @@ CLAIM_LEASE = timedelta(hours=1)
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 _WRITE_EVERY = 25  # pages per transaction while a batch's pages come in
 _MAX_URL = 2048  # longer canonical URLs are not indexable everywhere; such entries are ignored
+_POOL_MIN_PAGES = 16  # fewer pages are not worth starting extraction processes for
 
 Progress = Callable[[str, int], None]  # (event, count): "feeds"/"pages" totals, then "feed"/"page" steps
 
@@ -328,11 +332,16 @@ class BatchRunner:
         claimed_at, todo = await asyncio.to_thread(self._claim, names, ignore_robots)
         self.progress("pages", len(todo))
         done: list[_Page] = []
+        pool = _extraction_pool(self.settings.extract_processes, len(todo))
+        loop = asyncio.get_running_loop()
 
         async def one(article_id: int, url: str, obey_robots: bool) -> None:
             result = await fetcher.fetch(url, obey_robots=obey_robots, accept=PAGE_ACCEPT)
             sha = await self._archive(result)
-            extraction, problem = await asyncio.to_thread(_extract, result)
+            if result.ok and result.body is not None:
+                extraction, problem = await loop.run_in_executor(pool, extract_body, result.body, result.content_type, result.final_url)
+            else:
+                extraction, problem = None, result.error or f"HTTP {result.status}"
             done.append(_Page(article_id, claimed_at, result, sha, extraction, problem))
             self.progress("page", 1)
             if len(done) >= _WRITE_EVERY:
@@ -347,6 +356,9 @@ class BatchRunner:
         except BaseException:
             await asyncio.to_thread(self._release, claimed_at, [article_id for article_id, _, _ in todo])
             raise
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
 
     def _release(self, claimed_at: datetime, article_ids: list[int]) -> None:
         """Hand back the claims of a batch that failed (the database connection dropped, the
@@ -409,10 +421,19 @@ def _capture(kind: str, result: FetchResult, sha: str | None, error: str | None)
     )
 
 
-def _extract(result: FetchResult) -> tuple[Extraction | None, str | None]:
-    if not result.ok or result.body is None:
-        return None, result.error or f"HTTP {result.status}"
-    return extract_body(result.body, result.content_type, result.final_url)
+def _extraction_pool(processes: int, pages: int) -> Executor | None:
+    """Processes to extract pages on every core while the event loop keeps fetching
+    (extraction is CPU-bound and holds the GIL). None means the loop's thread pool: for a
+    few pages, for ``extract_processes=1``, or where this process may not have children
+    (a daemonic worker process)."""
+    workers = min(processes or os.cpu_count() or 1, pages)
+    if workers < 2 or pages < _POOL_MIN_PAGES:
+        return None
+    if multiprocessing.current_process().daemon:
+        log.info("extracting in threads: this process is daemonic and may not start extraction processes")
+        return None
+    # forkserver: children start clean, not as copies of a process with threads and open sockets
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"))
 
 
 def extract_body(body: bytes, content_type: str | None, url: str | None) -> tuple[Extraction | None, str | None]:

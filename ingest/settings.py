@@ -71,5 +71,6 @@ class Settings(BaseSettings):
     feed_backoff_minutes: float = Field(30.0, ge=0, description="back-off after a failed feed, times its error streak")
     feed_backoff_max_hours: float = Field(168.0, ge=0)
     max_page_attempts: int = Field(3, ge=1, description="fetches of a failing article page before it is given up")
+    extract_processes: int = Field(0, ge=0, description="processes extracting a batch's pages: 0 = one per core, 1 = in the batch's own process")
     http: HttpSettings = HttpSettings()
     dedup: DedupSettings = DedupSettings()

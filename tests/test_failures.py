@@ -229,3 +229,22 @@ def test_a_killed_owner_takes_its_claims_back_at_once_and_nobody_else_does(serve
     assert ingest_batch(settings, ["local"], owner="run-1/ingest_batch/0")["pages_fetched"] == 1
     assert article_rows(settings)["story"].status == ArticleStatus.extracted
     assert article_rows(settings)["story"].claimed_by is None
+
+
+def test_extraction_processes_store_what_threads_store(server: LocalServer, tmp_path: Path) -> None:
+    """Pages extracted in a process pool (every core) end up exactly as in-process ones,
+    a page that crashes or holds no text included."""
+    paths = [f"/story/{n}" for n in range(20)]
+    for path in paths:
+        server.route(path, lambda r, path=path: (200, {"Content-Type": "text/html"}, ARTICLE.replace("Monday", path).encode()))
+    server.route("/story/empty", lambda r: (200, {"Content-Type": "text/html"}, b"<html><body></body></html>"))
+    server.route("/feed.xml", lambda r: (200, {"Content-Type": "application/rss+xml"}, rss(server, *paths, "/story/empty")))
+    feeds = write_feeds(tmp_path / "feeds.yaml", {"local": server.url("/feed.xml")})
+    outcomes = []
+    for processes in (1, 2):
+        settings = make_settings(tmp_path / str(processes), f"sqlite:///{tmp_path / f'{processes}.db'}", feeds, extract_processes=processes)
+        totals = run(settings)
+        rows = article_rows(settings)
+        outcomes.append((totals["pages_fetched"], {k: (a.status, a.title, a.error) for k, a in rows.items()}))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0] == 20
