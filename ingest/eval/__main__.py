@@ -176,23 +176,27 @@ def throughput(args: argparse.Namespace, console: Console) -> int:
                         f"({config.syndicated:.0%} syndicated), {config.latency * 1000:.0f} ms latency, bandwidth {bandwidth}, "
                         f"HTTP concurrency {http.concurrency} ({http.per_host_concurrency} per host), {os.cpu_count()} cores")
     clocks = ("plan", "ingest_batch", "extract cpu", "extract", "store pages", "store feeds", "archive", "deduplicate", "summarize")
-    for column in ("run", "wall s", "CPU s", "articles stored", "articles/s", "peak MiB", "× baseline",
-                   "plan", "batches (fetch+extract+store)", "extract CPU", "extract wall", "store pages", "store feeds",
+    for column in ("run", "wall s", "CPU s main+workers", "articles stored", "articles/s", "peak MiB main/all",
+                   "× baseline", "plan", "batches", "extract CPU (threads)", "extract wall (threads)", "store pages", "store feeds",
                    "archive", "dedup", "summarize"):
         table.add_column(column, justify="left" if column == "run" else "right")
     for run in result.passes:
         stages = [f"{run.clock.get(name, 0.0):.1f}" for name in clocks]
-        table.add_row(run.name, f"{run.wall:.1f}", f"{run.cpu:.1f}", f"{run.stored:,}", f"{run.stored / run.wall:.1f}", f"{run.peak_mib:.0f}",
+        table.add_row(run.name, f"{run.wall:.1f}", f"{run.cpu:.1f} + {run.workers_cpu:.1f}", f"{run.stored:,}", f"{run.stored / run.wall:.1f}",
+                      f"{run.peak_mib:.0f} / {run.tree_peak_mib:.0f}",
                       f"{run.wall / result.baseline_seconds:.2f}", *stages)
     table.add_row(f"extraction-only baseline (trafilatura.extract, {result.baseline_workers} processes)",
                   f"{result.baseline_seconds:.1f}", f"{result.baseline_cpu:.1f}", f"{config.articles:,}", f"{base_rate:.1f}", "", "1.00", *[""] * len(clocks))
     console.print(table)
     ratio = first.wall / result.baseline_seconds
-    console.print(f"first pass / baseline: {ratio:.2f} × (target ≤ 1.3), peak memory {first.peak_mib:.0f} MiB (target < 1024); "
+    console.print(f"first pass / baseline: {ratio:.2f} × (target ≤ 1.3), peak memory {first.tree_peak_mib:.0f} MiB with the extraction "
+                  f"processes (target < 1024); "
                   f"duplicate articles {first.counts.get('duplicate_articles', 0)}, "
                   f"duplicate passages {first.counts.get('duplicate_passages', 0)}, template passages {first.counts.get('template_passages', 0)}")
+    console.print("first pass, main process peak MiB after each stage: " + ", ".join(f"{stage} {mib:.0f}" for stage, mib in first.peaks))
     console.print("served: " + ", ".join(f"{kind} {n:,}" for kind, n in sorted(result.served.items())) +
-                  "; stage columns are seconds summed over calls (extraction and writes run in threads that overlap fetching)")
+                  "; stage columns are seconds summed over calls: batches = fetch + extract + store, overlapped; extraction in "
+                  "threads only when a batch is small or INGEST_EXTRACT_PROCESSES=1, else in the workers (CPU column)")
     console.print(f"machine load (1-minute average) before {load_before:.1f}, after {os.getloadavg()[0]:.1f}: "
                   "wall times include whatever else ran; CPU seconds do not")
     return 0

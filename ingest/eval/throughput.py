@@ -1,0 +1,164 @@
+"""Throughput of a whole ``ingest run`` on the load site, beside an extraction-only baseline.
+
+Each pass is ``ingest run`` in its own process (``ingest.eval.timed_run``) into a
+fresh SQLite store, so its wall time, stage clocks and peak memory are its own;
+the extraction processes it starts are sampled from outside (``TreeSampler``).
+The baseline is what the pass can at best approach: plain ``trafilatura.extract``
+over the same pages read from disk, on every core, with nothing fetched,
+deduplicated or stored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from ingest.load_site import LoadConfig, build, serve
+
+
+@dataclass(frozen=True)
+class PassResult:
+    """One timed ``ingest run``: wall and CPU seconds, peak memory, stage clocks (seconds) and the run's counts."""
+
+    name: str
+    wall: float
+    cpu: float  # the pass's own process
+    peak_mib: float  # the pass's own process (ru_maxrss)
+    tree_peak_mib: float  # the pass and its extraction processes together (sampled RSS sum: an upper bound)
+    workers_cpu: float  # CPU seconds of the extraction processes
+    clock: dict[str, float]
+    counts: dict[str, int]
+    peaks: list[tuple[str, float]]  # the main process's peak MiB after each pipeline stage, in order
+
+    @property
+    def stored(self) -> int:
+        return self.counts.get("articles_stored", 0)
+
+
+@dataclass
+class Throughput:
+    config: LoadConfig
+    feeds: int
+    passes: list[PassResult] = field(default_factory=list)
+    baseline_seconds: float = 0.0
+    baseline_cpu: float = 0.0
+    baseline_workers: int = 0
+    served: dict[str, int] = field(default_factory=dict)
+
+
+def _env(folder: Path, name: str) -> dict[str, str]:
+    """The pass's settings: a fresh store and archive; the caller's other INGEST_* settings pass through."""
+    return {**os.environ, "INGEST_ALLOW_PRIVATE_NETWORKS": "1", "INGEST_DB_URL": f"sqlite:///{folder / name}.db",
+            "INGEST_RAW_STORE": str(folder / f"{name}-raw")}
+
+
+class TreeSampler:
+    """Polls a process and its descendants (the extraction pool's workers) for their summed RSS and CPU.
+
+    ``ru_maxrss`` only sees one process, and a pool's workers are not even the pass's own children
+    (forkserver starts them), so the pass's memory and extraction CPU are read from outside."""
+
+    def __init__(self, pid: int, interval: float = 0.1) -> None:
+        self.root = psutil.Process(pid)
+        self.interval = interval
+        self.peak_rss = 0
+        self.cpu: dict[int, float] = {}  # pid -> last seen user+system seconds
+
+    def sample(self) -> None:
+        total = 0
+        for proc in [self.root, *self._descendants()]:
+            try:
+                with proc.oneshot():
+                    total += proc.memory_info().rss
+                    times = proc.cpu_times()
+                    self.cpu[proc.pid] = times.user + times.system
+            except psutil.Error:
+                continue
+        self.peak_rss = max(self.peak_rss, total)
+
+    def _descendants(self) -> list[psutil.Process]:
+        try:
+            return self.root.children(recursive=True)
+        except psutil.Error:
+            return []
+
+    def follow(self, popen: subprocess.Popen[str]) -> None:
+        while popen.poll() is None:
+            self.sample()
+            time.sleep(self.interval)
+
+    @property
+    def descendants_cpu(self) -> float:
+        return sum(cpu for pid, cpu in self.cpu.items() if pid != self.root.pid)
+
+
+def timed_pass(name: str, feeds: Path, folder: Path, store: str, *, extract: bool = True) -> PassResult:
+    """``ingest run --feeds FEEDS`` in a child process against the store named ``store`` in ``folder``."""
+    out = folder / f"{name.replace(' ', '-')}.json"
+    flags = [] if extract else ["--no-extract"]
+    command = [sys.executable, "-m", "ingest.eval.timed_run", str(out), *flags, "--", "--feeds", str(feeds)]
+    env = _env(folder, store) | ({} if extract else {"INGEST_EXTRACT_PROCESSES": "1"})
+    with subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as popen:
+        sampler = TreeSampler(popen.pid)
+        threading.Thread(target=sampler.follow, args=(popen,), daemon=True).start()
+        _, errors = popen.communicate()
+    if not out.exists():
+        raise RuntimeError(f"{name}: ingest run failed ({popen.returncode}): {errors[-2000:]}")
+    data = json.loads(out.read_text(encoding="utf-8"))
+    return PassResult(name, data["wall"], data["cpu"], data["peak_mib"], sampler.peak_rss / 2**20, sampler.descendants_cpu,
+                      data["clock"], data["counts"], [(str(stage), float(mib)) for stage, mib in data["peaks"]])
+
+
+def _warm() -> None:
+    import trafilatura  # noqa: F401 - imported once per worker before the clock starts
+
+
+def _extract_file(path: str) -> int:
+    import trafilatura
+
+    text = trafilatura.extract(Path(path).read_text(encoding="utf-8"))
+    return len(text or "")
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def extraction_baseline(pages: list[Path], workers: int) -> tuple[float, float]:
+    """Wall seconds for plain ``trafilatura.extract`` over ``pages`` on ``workers`` processes (started and warm
+    beforehand), and the CPU seconds the workers used in all (which other load on the machine does not inflate)."""
+    cpu = _children_cpu()
+    with ProcessPoolExecutor(workers, initializer=_warm) as pool:
+        list(pool.map(_extract_file, [str(pages[0])] * workers))  # every worker up and past its first page
+        started = time.perf_counter()
+        list(pool.map(_extract_file, [str(p) for p in pages], chunksize=max(1, len(pages) // (workers * 16))))
+        wall = time.perf_counter() - started
+    return wall, _children_cpu() - cpu
+
+
+def measure(config: LoadConfig, *, fetch_only: bool = True, workers: int | None = None) -> Throughput:
+    """Serve the load site, run the passes, then the baseline over the same pages written to disk."""
+    with tempfile.TemporaryDirectory(prefix="ingest-throughput-") as tmp, serve(build(config)) as site:
+        folder = Path(tmp)
+        feeds = site.write_feeds_file(folder / "feeds.yaml")
+        result = Throughput(config, len(site.feed_urls()))
+        result.passes.append(timed_pass("first pass (all new)", feeds, folder, "news"))
+        result.passes.append(timed_pass("second pass (feeds 304)", feeds, folder, "news"))
+        if fetch_only:
+            result.passes.append(timed_pass("fetch-only pass (no extraction)", feeds, folder, "fetch-only", extract=False))
+        result.served = dict(site.counts)
+        result.baseline_workers = workers or os.cpu_count() or 1
+        result.baseline_seconds, result.baseline_cpu = extraction_baseline(site.write_pages(folder / "pages"), result.baseline_workers)
+    return result

@@ -1,0 +1,68 @@
+"""The generated load site: distinct hosts, conditional GET, and a small ``ingest run`` over it."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingest.cli import main as ingest
+from ingest.load_site import LoadConfig, LoadSite, benchmarks_dir, build, serve
+
+pytestmark = pytest.mark.skipif(not (benchmarks_dir() / "reuters-21578").exists(), reason="no shared benchmarks")
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[LoadSite]:
+    with serve(build(LoadConfig(hosts=3, feeds_per_host=2, articles=30, syndicated=0.2))) as running:
+        yield running
+
+
+def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), b""
+
+
+def test_every_host_answers_on_its_own_address(site: LoadSite) -> None:
+    addresses = {host.address for host in site.model.hosts}
+    assert addresses == {"127.0.0.2", "127.0.0.3", "127.0.0.4"}
+    for host in site.model.hosts:
+        own = {page.path for page in site.model.pages if page.host == host.index}
+        other = next(page.path for page in site.model.pages if page.host != host.index)
+        assert _get(site.base_url(host) + next(iter(own)))[0] == 200
+        assert _get(site.base_url(host) + other)[0] == 404  # a page lives on one host only
+    assert len(site.feed_urls()) == 6
+
+
+@pytest.mark.parametrize("kind", ["page", "feed"])
+def test_conditional_requests_get_304(site: LoadSite, kind: str) -> None:
+    url = site.feed_urls()[0][1] if kind == "feed" else site.base_url(site.model.hosts[0]) + next(iter(site.model.by_host["127.0.0.2"]))
+    status, headers, body = _get(url)
+    assert status == 200 and body and headers["ETag"] and headers["Last-Modified"]
+    assert _get(url, {"If-None-Match": headers["ETag"]})[0] == 304
+    assert _get(url, {"If-Modified-Since": headers["Last-Modified"]})[0] == 304
+    assert _get(url, {"If-None-Match": '"other"'})[0] == 200
+
+
+def test_a_run_stores_every_article_and_links_the_syndicated_copies(site: LoadSite, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INGEST_ALLOW_PRIVATE_NETWORKS", "1")
+    monkeypatch.setenv("INGEST_RAW_STORE", str(tmp_path / "raw"))
+    db = f"sqlite:///{tmp_path / 'news.db'}"
+    assert ingest(["run", "--feeds", str(site.write_feeds_file(tmp_path / "feeds.yaml")), "--db", db]) == 0
+    assert ingest(["export", "--db", db, "--output", str(tmp_path / "out.jsonl")]) == 0
+    stored = {row["url"]: row for row in map(json.loads, (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines())}
+    model = site.model
+    url = {page.id: site.base_url(model.hosts[page.host]) + page.path for page in model.pages}
+    assert set(stored) == set(url.values())
+    copies = {url[page.id]: url[page.copy_of] for page in model.pages if page.copy_of is not None}
+    assert copies, "the seed should give some syndicated copies"
+    assert {u: row["duplicate_of"] for u, row in stored.items() if row["duplicate_of"]} == copies
+    assert all(row["text"] for row in stored.values())
