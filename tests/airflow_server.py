@@ -117,14 +117,21 @@ def _wait_healthy(url: str, processes: list[subprocess.Popen[bytes]], parts: tup
     wait_for(healthy, 180, f"Airflow to report {', '.join(parts)} healthy", log)
 
 
+def _metadata(url: str) -> dict[str, str]:
+    # psycopg 3 drives the async engine too (Airflow would pick asyncpg for it otherwise).
+    return {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": url, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": url}
+
+
 def _password(home: Path) -> str:
     return str(json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())["admin"])
 
 
 @contextmanager
-def airflow_standalone(home: Path, ingest_env: dict[str, str]) -> Iterator[AirflowServer]:
-    """`airflow standalone` (LocalExecutor on SQLite) after the project's own setup."""
-    url, env = _server_env(home, ingest_env, {})
+def airflow_standalone(home: Path, ingest_env: dict[str, str], metadata_url: str) -> Iterator[AirflowServer]:
+    """`airflow standalone` (LocalExecutor) after the project's own setup, its metadata in
+    PostgreSQL: on SQLite, Airflow refuses a backfill ("Database is locked") or a trigger
+    whenever the scheduler happens to be writing."""
+    url, env = _server_env(home, ingest_env, _metadata(metadata_url))
     log = _prepare(home, env)
     process = _start(["standalone"], env, log)
     try:
@@ -150,10 +157,8 @@ def airflow_celery(home: Path, ingest_env: dict[str, str], metadata_url: str, br
     away from any other user of the broker."""
     queue = f"news_ingest_{os.urandom(4).hex()}"
     url, env = _server_env(home, ingest_env, {
+        **_metadata(metadata_url),
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
-        # psycopg 3 drives the async engine too (Airflow would pick asyncpg for it otherwise).
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": metadata_url,
         "AIRFLOW__CELERY__BROKER_URL": broker_url,
         "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + metadata_url,
         "AIRFLOW__OPERATORS__DEFAULT_QUEUE": queue,

@@ -11,6 +11,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -62,19 +63,28 @@ def pg_server() -> str:
     return PG_ADMIN_URL
 
 
-@pytest.fixture
-def pg_url(pg_server: str) -> Iterator[str]:
-    """A fresh database for one test, dropped afterwards, so no run sees another's rows."""
-    name = f"ingest_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(pg_server, isolation_level="AUTOCOMMIT")
+@contextmanager
+def pg_databases(admin_url: str, *kinds: str) -> Iterator[list[str]]:
+    """New PostgreSQL databases, one per kind, dropped afterwards, so no run sees another's rows."""
+    names = [f"ingest_test_{kind}_{uuid.uuid4().hex[:10]}" for kind in kinds]
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
+        for name in names:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        yield pg_server.rsplit("/", 1)[0] + f"/{name}"
+        yield [admin_url.rsplit("/", 1)[0] + f"/{name}" for name in names]
     finally:
         with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            for name in names:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A fresh database for one test."""
+    with pg_databases(pg_server, "store") as (url,):
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +18,10 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
 
 from ingest.sample_site import SampleSite
 from tests.airflow_server import CeleryCluster, airflow_celery, wait_for
+from tests.conftest import pg_databases
 from tests.local_http import LocalServer, Request
 from tests.test_pipeline import check_sample_site_store, exported, table_counts
 
@@ -49,19 +48,8 @@ def redis_answers() -> bool:
 @pytest.fixture(scope="module")
 def databases(pg_server: str) -> Iterator[tuple[str, str]]:
     """Airflow's metadata database and the news store: two new PostgreSQL databases."""
-    admin = create_engine(pg_server, isolation_level="AUTOCOMMIT")
-    names = [f"ingest_test_{kind}_{uuid.uuid4().hex[:10]}" for kind in ("airflow", "news")]
-    with admin.connect() as connection:
-        for name in names:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    base = pg_server.rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{names[0]}", f"{base}/{names[1]}"
-    finally:
-        with admin.connect() as connection:
-            for name in names:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with pg_databases(pg_server, "airflow", "news") as (metadata, news):
+        yield metadata, news
 
 
 @pytest.fixture(scope="module")

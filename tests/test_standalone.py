@@ -14,9 +14,10 @@ import pytest
 
 from ingest.sample_site import SampleSite, load_articles
 from tests.airflow_server import AirflowServer, airflow_standalone, wait_for
+from tests.conftest import pg_databases
 from tests.test_pipeline import exported, table_counts
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 DAYS = [datetime(2025, 6, d, tzinfo=timezone.utc) for d in (17, 18, 19)]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -29,7 +30,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def airflow(sample_site: SampleSite, store: Path) -> Iterator[AirflowServer]:
+def airflow(sample_site: SampleSite, store: Path, pg_server: str) -> Iterator[AirflowServer]:
     env = {
         "INGEST_FEEDS_FILE": str(sample_site.write_feeds_file(store / "feeds.yaml")),
         "INGEST_DB_URL": f"sqlite:///{store / 'news.db'}",
@@ -37,7 +38,7 @@ def airflow(sample_site: SampleSite, store: Path) -> Iterator[AirflowServer]:
         "INGEST_ALLOW_PRIVATE_NETWORKS": "1",
         "INGEST_SCHEDULE": "0 0 * * *",  # daily intervals: a three-day backfill is three runs
     }
-    with airflow_standalone(store / "airflow", env) as server:
+    with pg_databases(pg_server, "airflow") as (metadata,), airflow_standalone(store / "airflow", env, metadata) as server:
         yield server
 
 

@@ -13,12 +13,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _benchmarks() -> Path:
-    """``$INGEST_BENCHMARKS_DIR``, else ``../shared/benchmarks`` beside the repository."""
-    return Path(os.environ.get("INGEST_BENCHMARKS_DIR", REPO.parent / "shared" / "benchmarks"))
+    from ingest.load_site import benchmarks_dir
+
+    return benchmarks_dir()
 
 
 def extraction(args: argparse.Namespace, console: Console) -> int:
