@@ -148,3 +148,21 @@ def open_store(url: str) -> Engine:
     engine = make_engine(url)
     upgrade(engine)
     return engine
+
+
+@contextmanager
+def scratch_database(admin_url: str, prefix: str) -> Iterator[str]:
+    """URL of a new PostgreSQL database named ``prefix_<random>``, dropped on exit
+    (connections still open are cut): a benchmark or test run that leaves nothing behind."""
+    import uuid
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

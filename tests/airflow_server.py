@@ -41,6 +41,19 @@ class AirflowServer:
         return done.stdout
 
 
+def trigger(client: httpx.Client, conf: dict[str, Any]) -> str:
+    """A manual run of news_ingest through the REST API; its run id."""
+    created = client.post("/api/v2/dags/news_ingest/dagRuns", json={"logical_date": None, "conf": conf})
+    assert created.status_code == 200, created.text
+    return str(created.json()["dag_run_id"])
+
+
+def finished(client: httpx.Client, run_id: str, log: Path, timeout: float = 600) -> str:
+    """Wait for the run to end; its final state."""
+    return str(wait_for(lambda: (state := client.get(f"/api/v2/dags/news_ingest/dagRuns/{run_id}").json()["state"])
+                        in ("success", "failed") and state, timeout, f"run {run_id}", log))
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -177,8 +190,8 @@ def airflow_celery(home: Path, ingest_env: dict[str, str], metadata_url: str, br
             named[name] = _start(["celery", "worker", "--celery-hostname", f"{name}@%h", "--queues", queue,
                                   "--concurrency", "1"], worker_env, worker_log)
             processes.append(named[name])
-            wait_for(lambda: f"{name}@" in worker_log.read_text(errors="replace")
-                     and " ready." in worker_log.read_text(errors="replace"), 120, f"celery {name} to be ready", worker_log)
+            wait_for(lambda: f"{name}@" in (text := worker_log.read_text(errors="replace")) and " ready." in text,
+                     120, f"celery {name} to be ready", worker_log)
         yield CeleryCluster(url, _password(home), env, log, named)
     finally:
         for process in reversed(processes):

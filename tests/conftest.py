@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -34,6 +33,7 @@ for name in [n for n in os.environ if n.startswith("INGEST_")]:
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.exc import OperationalError  # noqa: E402
 
+from ingest.db import scratch_database  # noqa: E402
 from ingest.sample_site import SampleSite, serve  # noqa: E402
 from ingest.settings import HttpSettings, Settings  # noqa: E402
 
@@ -66,18 +66,8 @@ def pg_server() -> str:
 @contextmanager
 def pg_databases(admin_url: str, *kinds: str) -> Iterator[list[str]]:
     """New PostgreSQL databases, one per kind, dropped afterwards, so no run sees another's rows."""
-    names = [f"ingest_test_{kind}_{uuid.uuid4().hex[:10]}" for kind in kinds]
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        for name in names:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield [admin_url.rsplit("/", 1)[0] + f"/{name}" for name in names]
-    finally:
-        with admin.connect() as connection:
-            for name in names:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with ExitStack() as stack:
+        yield [stack.enter_context(scratch_database(admin_url, f"ingest_test_{kind}")) for kind in kinds]
 
 
 @pytest.fixture

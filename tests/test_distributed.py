@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from ingest.sample_site import SampleSite
-from tests.airflow_server import CeleryCluster, airflow_celery, wait_for
+from tests.airflow_server import CeleryCluster, airflow_celery, finished, trigger, wait_for
 from tests.conftest import pg_databases
 from tests.local_http import LocalServer, Request
 from tests.test_pipeline import check_sample_site_store, exported, table_counts
@@ -73,27 +73,16 @@ def cluster(sample_site: SampleSite, databases: tuple[str, str], tmp_path_factor
         yield running
 
 
-def trigger(client: httpx.Client, conf: dict[str, Any]) -> str:
-    created = client.post("/api/v2/dags/news_ingest/dagRuns", json={"logical_date": None, "conf": conf})
-    assert created.status_code == 200, created.text
-    return str(created.json()["dag_run_id"])
-
-
 def task_instances(client: httpx.Client, run_id: str) -> list[dict[str, Any]]:
     answer = client.get(f"/api/v2/dags/news_ingest/dagRuns/{run_id}/taskInstances", params={"limit": 100})
     return list(answer.json()["task_instances"])
-
-
-def finished(client: httpx.Client, run_id: str, cluster: CeleryCluster, timeout: float = 600) -> str:
-    return str(wait_for(lambda: (state := client.get(f"/api/v2/dags/news_ingest/dagRuns/{run_id}").json()["state"])
-                        in ("success", "failed") and state, timeout, f"run {run_id}", cluster.log))
 
 
 def test_a_run_spreads_over_both_workers_and_stores_the_site(cluster: CeleryCluster, sample_site: SampleSite,
                                                              databases: tuple[str, str]) -> None:
     with cluster.client() as client:
         run_id = trigger(client, {})
-        assert finished(client, run_id, cluster) == "success"
+        assert finished(client, run_id, cluster.log) == "success"
         tis = task_instances(client, run_id)
     ran = Counter(ti["hostname"] for ti in tis if ti["state"] == "success")
     assert set(ran) == set(cluster.workers), f"tasks ran on {dict(ran)}; both workers must take part"
@@ -125,7 +114,7 @@ def test_a_worker_killed_mid_task_loses_nothing(cluster: CeleryCluster, sample_s
             killed = victim["hostname"]
             os.killpg(cluster.workers[killed].pid, signal.SIGKILL)
             cluster.workers[killed].wait()
-            assert finished(client, run_id, cluster, timeout=900) == "success"
+            assert finished(client, run_id, cluster.log, timeout=900) == "success"
             batch = next(ti for ti in task_instances(client, run_id) if ti["task_id"] == "ingest_batch")
         assert batch["try_number"] >= 2 and batch["hostname"] != killed, "the task was retried on the surviving worker"
     after = {r["url"]: r for r in exported(news_url)}

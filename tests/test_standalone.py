@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from ingest.sample_site import SampleSite, load_articles
-from tests.airflow_server import AirflowServer, airflow_standalone, wait_for
+from tests.airflow_server import AirflowServer, airflow_standalone, finished, trigger, wait_for
 from tests.conftest import pg_databases
 from tests.test_pipeline import exported, table_counts
 
@@ -42,7 +42,7 @@ def airflow(sample_site: SampleSite, store: Path, pg_server: str) -> Iterator[Ai
         yield server
 
 
-def backfill(client: httpx.Client, reprocess: str) -> list[dict]:  # type: ignore[type-arg]
+def backfill(client: httpx.Client, reprocess: str, log: Path) -> list[dict]:  # type: ignore[type-arg]
     """Create a backfill over DAYS and wait until the scheduler has run all of it."""
     created = client.post("/api/v2/backfills", json={
         "dag_id": "news_ingest", "from_date": DAYS[0].isoformat(), "to_date": DAYS[-1].isoformat(),
@@ -51,13 +51,13 @@ def backfill(client: httpx.Client, reprocess: str) -> list[dict]:  # type: ignor
     assert created.status_code == 200, created.text
     backfill_id = created.json()["id"]
 
-    def finished() -> list[dict] | None:  # type: ignore[type-arg]
+    def completed() -> list[dict] | None:  # type: ignore[type-arg]
         if client.get(f"/api/v2/backfills/{backfill_id}").json()["completed_at"] is None:
             return None
         runs = client.get("/api/v2/dags/news_ingest/dagRuns", params={"run_type": "backfill", "order_by": "logical_date"}).json()
         return runs["dag_runs"]
 
-    return wait_for(finished, 900, f"backfill {backfill_id}", Path(client.base_url.host))  # type: ignore[arg-type]
+    return wait_for(completed, 900, f"backfill {backfill_id}", log)  # type: ignore[no-any-return]
 
 
 def test_backfills_run_each_interval_and_a_second_changes_nothing(
@@ -65,7 +65,7 @@ def test_backfills_run_each_interval_and_a_second_changes_nothing(
 ) -> None:
     db_url = f"sqlite:///{store / 'news.db'}"
     with airflow.client() as client:
-        runs = backfill(client, "none")
+        runs = backfill(client, "none", airflow.log)
         assert [r["state"] for r in runs] == ["success"] * 3
         assert [r["data_interval_start"] for r in runs] == [d.isoformat().replace("+00:00", "Z") for d in DAYS]
         stored = {r["url"] for r in exported(db_url)}
@@ -73,7 +73,7 @@ def test_backfills_run_each_interval_and_a_second_changes_nothing(
         assert stored == in_window, "each run took the articles its day's sitemaps list, nothing else"
         before = table_counts(db_url), exported(db_url)
 
-        again = backfill(client, "completed")  # re-run the completed intervals
+        again = backfill(client, "completed", airflow.log)  # re-run the completed intervals
         assert [r["state"] for r in again] == ["success"] * 3
         assert all(r["end_date"] > runs[-1]["end_date"] for r in again), "the intervals really ran again"
         assert (table_counts(db_url), exported(db_url)) == before
@@ -89,11 +89,7 @@ def test_the_monitor_in_chromium_behind_the_login(airflow: AirflowServer) -> Non
     from playwright.sync_api import sync_playwright
 
     with airflow.client() as client:  # something to show: one run of the whole site
-        triggered = client.post("/api/v2/dags/news_ingest/dagRuns", json={"logical_date": None, "conf": {}})
-        assert triggered.status_code == 200, triggered.text
-        run_id = triggered.json()["dag_run_id"]
-        wait_for(lambda: client.get(f"/api/v2/dags/news_ingest/dagRuns/{run_id}").json()["state"] in ("success", "failed"),
-                 300, "the manual run", airflow.log)
+        finished(client, trigger(client, {}), airflow.log, timeout=300)
     SCREENSHOTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])

@@ -13,18 +13,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from ingest.load_site import benchmarks_dir
 
-
-def _benchmarks() -> Path:
-    from ingest.load_site import benchmarks_dir
-
-    return benchmarks_dir()
 
 
 def extraction(args: argparse.Namespace, console: Console) -> int:
     from ingest.eval.extraction import METADATA, evaluate, fixtures
 
-    root = args.data or _benchmarks() / "article-extraction-benchmark"
+    root = args.data or benchmarks_dir() / "article-extraction-benchmark"
     if not (root / "ground-truth.json").exists():
         console.print(f"error: no article-extraction-benchmark at {root} (pass --data or set INGEST_BENCHMARKS_DIR)")
         return 2
@@ -88,7 +84,7 @@ def dedup(args: argparse.Namespace, console: Console) -> int:
         for kind, first, second, similarity in score.failures:
             console.print(f"  {kind}: {docs[first]['id']!r} ~ {docs[second]['id']!r}, exact Jaccard {similarity:.3f}")
         return 0
-    root = args.data or _benchmarks() / "reuters-21578"
+    root = args.data or benchmarks_dir() / "reuters-21578"
     if not (root / "reut2-000.json").exists():
         console.print(f"error: no Reuters-21578 at {root} (pass --data or set INGEST_BENCHMARKS_DIR)")
         return 2
@@ -117,15 +113,13 @@ def dedup(args: argparse.Namespace, console: Console) -> int:
 
 def dedup_speed(args: argparse.Namespace, console: Console) -> int:
     import tempfile
-    import uuid
+    from contextlib import ExitStack
 
-    from sqlalchemy import create_engine, text
-
-    from ingest.db import open_store
+    from ingest.db import open_store, scratch_database
     from ingest.eval.dedup_speed import baseline, measure, sentence_pool
     from ingest.settings import DedupSettings
 
-    root = args.data or _benchmarks() / "reuters-21578"
+    root = args.data or benchmarks_dir() / "reuters-21578"
     settings = DedupSettings()
     pool = sentence_pool(root)
     sizes = [int(size) for size in args.sizes.split(",")]
@@ -135,22 +129,16 @@ def dedup_speed(args: argparse.Namespace, console: Console) -> int:
     for column in ("store", "indexed passages", "passages/s", "× plain datasketch", "peak memory (MB)", "index bytes/passage"):
         table.add_column(column, justify="left" if column == "store" else "right")
     for store in ("sqlite", "postgresql") if args.db == "both" else (args.db,):
-        with tempfile.TemporaryDirectory(prefix="ingest-speed-") as folder:
+        with ExitStack() as stack:
             if store == "sqlite":
+                folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="ingest-speed-"))
                 url = f"sqlite:///{Path(folder) / 'speed.db'}"
             else:
-                name = f"ingest_speed_{uuid.uuid4().hex[:8]}"
-                admin = create_engine(args.pg, isolation_level="AUTOCOMMIT")
-                with admin.connect() as connection:
-                    connection.execute(text(f'CREATE DATABASE "{name}"'))
-                url = args.pg.rsplit("/", 1)[0] + f"/{name}"
+                url = stack.enter_context(scratch_database(args.pg, "ingest_speed"))
             try:
                 points = measure(open_store(url), settings, pool, sizes, args.probe)
             finally:
                 open_store.cache_clear()
-                if store == "postgresql":
-                    with admin.connect() as connection:
-                        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         for point in points:
             table.add_row(store, f"{point.indexed:,}", f"{point.passages_per_second:,.0f}", f"{point.passages_per_second / plain:.1f}",
                           f"{point.peak_mb:.0f}", f"{point.index_bytes_per_passage:.0f}")
