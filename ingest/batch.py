@@ -15,10 +15,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import multiprocessing
 import os
 import random
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from ingest.feeds import FeedEntry, FeedParseError, ParsedFeed, parse_feed
 from ingest.http import FetchResult, Fetcher
 from ingest.models import Article, ArticleStatus, Capture, Entry, Feed, Passage
 from ingest.passages import norm_hash, normalize
+from ingest.process_pool import process_pool
 from ingest.settings import Settings
 from ingest.sitemaps import Sitemap, SitemapError, parse_sitemap
 from ingest.sources import MANUAL, FeedConfig
@@ -429,11 +429,10 @@ def _extraction_pool(processes: int, pages: int) -> Executor | None:
     workers = min(processes or os.cpu_count() or 1, pages)
     if workers < 2 or pages < _POOL_MIN_PAGES:
         return None
-    if multiprocessing.current_process().daemon:
+    pool = process_pool(workers)
+    if pool is None:
         log.info("extracting in threads: this process is daemonic and may not start extraction processes")
-        return None
-    # forkserver: children start clean, not as copies of a process with threads and open sockets
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"))
+    return pool
 
 
 def extract_body(body: bytes, content_type: str | None, url: str | None) -> tuple[Extraction | None, str | None]:

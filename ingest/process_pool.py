@@ -1,0 +1,51 @@
+"""Worker processes that start clean wherever the pipeline runs: ``ingest run``, a user's
+script, an Airflow task or a Celery worker.
+
+multiprocessing's forkserver and spawn children run the parent's main script again (as
+``__mp_main__``) before their first job. Inside an Airflow task that script is Airflow's
+own ``airflow`` command, and importing Airflow there fails: a task's environment hides the
+metadata database from it. In a user's script without an ``if __name__ == "__main__":``
+guard it would run the whole pipeline again. Our workers only ever run functions of this
+package, so they are started as if the parent had no main script.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import types
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from multiprocessing.context import ForkServerContext, ForkServerProcess
+from typing import Any
+
+
+@contextmanager
+def _no_main_script() -> Iterator[None]:
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")  # no __file__, no __spec__: nothing for the child to re-run
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
+class _CleanProcess(ForkServerProcess):
+    @staticmethod
+    def _Popen(process_obj: Any) -> Any:  # noqa: N802 - multiprocessing's name
+        with _no_main_script():
+            return ForkServerProcess._Popen(process_obj)
+
+
+class _CleanForkServer(ForkServerContext):
+    Process = _CleanProcess  # type: ignore[assignment]
+
+
+def process_pool(workers: int) -> ProcessPoolExecutor | None:
+    """A forkserver pool (children do not copy a process with threads and open sockets) whose
+    children skip the main script; None where this process may not have children (a daemonic
+    worker process)."""
+    if multiprocessing.current_process().daemon:
+        return None
+    return ProcessPoolExecutor(max_workers=workers, mp_context=_CleanForkServer())
