@@ -5,7 +5,7 @@
 run summary and where the data went. ``--standalone`` starts ``airflow
 standalone`` instead (scheduler, API server and UI on http://localhost:8080)
 with the pools imported and the DAG unpaused. Airflow is driven through its
-command line, so this package still imports nothing from Airflow.
+command line (``ingest.local_airflow``), so this package still imports nothing from Airflow.
 """
 
 from __future__ import annotations
@@ -23,35 +23,11 @@ from sqlalchemy import select
 
 from ingest.cli import summary_table
 from ingest.db import open_store, safe_url, session_factory
+from ingest.local_airflow import DAGS, airflow, airflow_env
 from ingest.models import Run
 from ingest.sample_site import serve
 
-REPO = Path(__file__).resolve().parents[1]
-DAGS = REPO / "dags"
 console = Console(soft_wrap=True)
-
-
-def airflow_env(home: Path, extra: dict[str, str]) -> dict[str, str]:
-    """Environment for Airflow commands: our own home, our dags and plugins folders, no examples."""
-    return {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(DAGS / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        **extra,
-    }
-
-
-def _airflow(args: list[str], env: dict[str, str], log: Path) -> None:
-    with log.open("a") as handle:
-        done = subprocess.run([shutil.which("airflow", path=env["PATH"]) or "airflow", *args], env=env, stdout=handle, stderr=subprocess.STDOUT)
-    if done.returncode != 0:
-        tail = log.read_text(errors="replace").splitlines()[-30:]
-        console.print("\n".join(tail), markup=False, highlight=False)
-        raise SystemExit(f"`airflow {' '.join(args)}` failed (exit {done.returncode}); full log: {log}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,16 +65,16 @@ def main(argv: list[str] | None = None) -> int:
         )
         log = data / "airflow.log"
         console.print(f"preparing Airflow in {data / 'airflow'} (log: {log}) …")
-        _airflow(["db", "migrate"], env, log)
-        _airflow(["pools", "import", str(DAGS / "pools.json")], env, log)
+        airflow(["db", "migrate"], env, log)
+        airflow(["pools", "import", str(DAGS / "pools.json")], env, log)
         if args.standalone:
-            _airflow(["dags", "reserialize"], env, log)
-            _airflow(["dags", "unpause", "news_ingest"], env, log)
+            airflow(["dags", "reserialize"], env, log)
+            airflow(["dags", "unpause", "news_ingest"], env, log)
             console.print("starting `airflow standalone`: UI at http://localhost:8080, user admin, password in "
                           f"{data / 'airflow' / 'simple_auth_manager_passwords.json.generated'} (Ctrl-C stops it)")
             return subprocess.run([shutil.which("airflow", path=env["PATH"]) or "airflow", "standalone"], env=env).returncode
         console.print("running the news_ingest DAG once with `airflow dags test` …")
-        _airflow(["dags", "test", "news_ingest"], env, log)
+        airflow(["dags", "test", "news_ingest"], env, log)
 
     with session_factory(open_store(db_url))() as session:
         run = session.scalars(select(Run).order_by(Run.id.desc()).limit(1)).one()

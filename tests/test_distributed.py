@@ -19,8 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
+from ingest.local_airflow import finished, trigger, wait_for
 from ingest.sample_site import SampleSite
-from tests.airflow_server import CeleryCluster, airflow_celery, finished, trigger, wait_for
+from tests.airflow_server import CeleryCluster, airflow_celery
 from tests.conftest import pg_databases
 from tests.local_http import LocalServer, Request
 from tests.test_pipeline import check_sample_site_store, exported, table_counts

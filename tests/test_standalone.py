@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from ingest.sample_site import SampleSite, load_articles
-from tests.airflow_server import AirflowServer, airflow_standalone, finished, trigger, wait_for
+from ingest.local_airflow import AirflowServer, airflow_standalone, finished, trigger, wait_for
 from tests.conftest import pg_databases
 from tests.test_pipeline import exported, table_counts
 

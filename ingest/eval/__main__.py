@@ -1,4 +1,4 @@
-"""``python -m ingest.eval extraction|dedup|dedup-speed|throughput``: print the benchmark tables."""
+"""``python -m ingest.eval extraction|dedup|dedup-speed|throughput|airflow``: print the benchmark tables."""
 
 from __future__ import annotations
 
@@ -6,15 +6,16 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from datetime import date
 from pathlib import Path
+from statistics import median
 
 from rich.console import Console
 from rich.table import Table
 
 from ingest.load_site import benchmarks_dir
-
 
 
 def extraction(args: argparse.Namespace, console: Console) -> int:
@@ -190,6 +191,43 @@ def throughput(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def airflow_scale(args: argparse.Namespace, console: Console) -> int:
+    from ingest.eval.airflow_scale import measure
+    from ingest.load_site.options import config_from
+
+    config = config_from(args)
+    settings = dict(item.split("=", 1) for item in args.set)
+    result = measure(config, args.pg, fresh=args.fresh, settings=settings)
+    table = Table(title=f"news_ingest under airflow standalone (LocalExecutor), {date.today()}: {config.hosts} hosts, {result.feeds:,} feeds, "
+                        f"{config.articles:,} articles, {config.latency * 1000:.0f} ms latency, {os.cpu_count()} cores"
+                        + (f"; {' '.join(args.set)}" if args.set else ""))
+    for column in ("run", "state", "wall s", "task instances", "batches", "queued wait", "batch run s (median, max)",
+                   "articles stored", "articles/s", "feeds 304", "peak MiB all / largest process"):
+        table.add_column(column, justify="left" if column == "run" else "right")
+    for run in result.runs:
+        batches = sorted(t.run_s for t in run.batches)
+        stored = run.counts.get("articles_stored", 0)
+        table.add_row(run.name, run.state, f"{run.wall_s:.0f}", str(len(run.tasks)), str(len(batches)), run.queued_summary(),
+                      f"{median(batches):.0f}, {batches[-1]:.0f}" if batches else "-", f"{stored:,}",
+                      f"{stored / run.wall_s:.1f}" if run.wall_s else "-", f"{run.counts.get('feeds_not_modified', 0):,}",
+                      f"{run.peak_mib:.0f} / {run.task_peak_mib:.0f}")
+    console.print(table)
+    first, second = result.runs
+    console.print(f"first run {first.wall_s / 60:.1f} min (target ≤ 15), second run {second.wall_s / 60:.1f} min (target ≤ 3); "
+                  f"{result.fresh} articles published between the runs, on {result.changed_feeds} of {result.feeds:,} feeds")
+    stored = sum(run.counts.get("articles_stored", 0) for run in result.runs)
+    if stored:
+        console.print(f"news database {result.store_bytes / 2**20:.0f} MiB and raw archive {result.archive_bytes / 2**20:.0f} MiB for "
+                      f"{stored:,} articles: {result.store_bytes / stored * 1e6 / 2**30:.1f} GiB and "
+                      f"{result.archive_bytes / stored * 1e6 / 2**30:.1f} GiB per million articles")
+    return 0 if all(run.state == "success" for run in result.runs) else 1
+
+
+def _pg_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pg", default=os.environ.get("INGEST_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
+                        help="PostgreSQL URL of a database to create the benchmark's scratch databases from")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ingest.eval", description="Measure news-ingest against public benchmarks.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -208,8 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     speed.add_argument("--sizes", default="10000,1000000", help="index sizes to measure at (comma separated)")
     speed.add_argument("--probe", type=int, default=5000, help="passages timed at each size")
     speed.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
-    speed.add_argument("--pg", default=os.environ.get("INGEST_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
-                       help="PostgreSQL URL of a database to create the benchmark database from")
+    _pg_option(speed)
     speed.set_defaults(func=dedup_speed)
     from ingest.load_site.options import add_options
 
@@ -218,8 +255,19 @@ def main(argv: list[str] | None = None) -> int:
     thr.add_argument("--workers", type=int, help="baseline processes (default: every core)")
     thr.add_argument("--no-fetch-only", action="store_true", help="skip the pass without extraction")
     thr.set_defaults(func=throughput)
+    air = commands.add_parser("airflow", help="the news_ingest DAG under airflow standalone on the load site: two runs, timed")
+    add_options(air, latency=0.2)
+    air.set_defaults(hosts=250, feeds_per_host=20, articles=10000)
+    air.add_argument("--fresh", type=int, default=100, help="articles held back from the first run and published for the second")
+    air.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                     help="an environment setting for Airflow and the tasks, e.g. INGEST_MAX_FEED_BATCHES=32 (repeatable)")
+    _pg_option(air)
+    air.set_defaults(func=airflow_scale)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
+    # `timeout` and `kill` send SIGTERM: exit through the finally blocks, which stop the servers
+    # and Airflow they started and drop their scratch databases.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     return args.func(args, Console(soft_wrap=True, width=max(220, Console().width)))
 
 

@@ -35,7 +35,7 @@ class PassResult:
     wall: float
     cpu: float  # the pass's own process
     peak_mib: float  # the pass's own process (ru_maxrss)
-    tree_peak_mib: float  # the pass and its extraction processes together (sampled RSS sum: an upper bound)
+    tree_peak_mib: float  # the pass and its extraction processes together (sampled PSS sum)
     workers_cpu: float  # CPU seconds of the extraction processes
     clock: dict[str, float]
     counts: dict[str, int]
@@ -64,7 +64,10 @@ def _env(folder: Path, name: str) -> dict[str, str]:
 
 
 class TreeSampler:
-    """Polls a process and its descendants (the extraction pool's workers) for their summed RSS and CPU.
+    """Polls a process and its descendants (the extraction pool's workers) for their summed memory and CPU.
+
+    Memory is PSS (a page shared by n processes counts 1/n in each), so processes forked
+    from one parent, as Airflow's executor workers and tasks are, are not counted n times.
 
     ``ru_maxrss`` only sees one process, and a pool's workers are not even the pass's own children
     (forkserver starts them), so the pass's memory and extraction CPU are read from outside."""
@@ -72,7 +75,8 @@ class TreeSampler:
     def __init__(self, pid: int, interval: float = 0.1) -> None:
         self.root = psutil.Process(pid)
         self.interval = interval
-        self.peak_rss = 0
+        self.peak = 0  # bytes, summed PSS
+        self.peak_single = 0  # the largest one process reached
         self.cpu: dict[int, float] = {}  # pid -> last seen user+system seconds
 
     def sample(self) -> None:
@@ -80,12 +84,14 @@ class TreeSampler:
         for proc in [self.root, *self._descendants()]:
             try:
                 with proc.oneshot():
-                    total += proc.memory_info().rss
+                    pss = proc.memory_full_info().pss
+                    total += pss
+                    self.peak_single = max(self.peak_single, pss)
                     times = proc.cpu_times()
                     self.cpu[proc.pid] = times.user + times.system
             except psutil.Error:
                 continue
-        self.peak_rss = max(self.peak_rss, total)
+        self.peak = max(self.peak, total)
 
     def _descendants(self) -> list[psutil.Process]:
         try:
@@ -116,7 +122,7 @@ def timed_pass(name: str, feeds: Path, folder: Path, store: str, *, extract: boo
     if not out.exists():
         raise RuntimeError(f"{name}: ingest run failed ({popen.returncode}): {errors[-2000:]}")
     data = json.loads(out.read_text(encoding="utf-8"))
-    return PassResult(name, data["wall"], data["cpu"], data["peak_mib"], sampler.peak_rss / 2**20, sampler.descendants_cpu,
+    return PassResult(name, data["wall"], data["cpu"], data["peak_mib"], sampler.peak / 2**20, sampler.descendants_cpu,
                       data["clock"], data["counts"], [(str(stage), float(mib)) for stage, mib in data["peaks"]])
 
 

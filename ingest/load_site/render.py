@@ -143,10 +143,10 @@ def render_page(model: LoadModel, page: Page, base_url: str) -> bytes:
     return "\n".join(parts).encode("utf-8")
 
 
-def render_feed(model: LoadModel, host: Host, feed: int, base_url: str) -> bytes:
-    """RSS 2.0 for one of a host's feeds, every page of it, newest first."""
+def render_feed(host: Host, feed: int, pages: list[Page], base_url: str) -> bytes:
+    """RSS 2.0 for one of a host's feeds, listing ``pages`` (newest first)."""
     items = []
-    for page in model.feeds[host.index, feed]:
+    for page in pages:
         link = escape(base_url + page.path)
         items.append(f"<item><title>{escape(page.story.title)}</title><link>{link}</link><guid isPermaLink=\"true\">{link}</guid>"
                      f"<pubDate>{format_datetime(page.published, usegmt=True)}</pubDate>"

@@ -100,6 +100,7 @@ class LoadSite:
         self.config: LoadConfig = model.config
         self._servers = _bind_all(model.hosts, port)
         self.port: int = self._servers[0].server_address[1]
+        self.published = len(model.pages)  # pages with a lower id are online; lower it to hold the newest back
         self._feeds = {h.address: {h.feed_path(f): f for f in range(self.config.feeds_per_host)} for h in model.hosts}
         self._counts: Counter[str] = Counter()
         self._conns: set[socket.socket] = set()
@@ -138,13 +139,13 @@ class LoadSite:
         if path == "/robots.txt":
             return ROBOTS_TXT, "text", self.model.pages[-1].published
         page = self.model.by_host[host.address].get(path)
-        if page is not None:
+        if page is not None and page.id < self.published:
             return render_page(self.model, page, self.base_url(host)), "html", page.published
         feed = self._feeds[host.address].get(path)
         if feed is None:
             return None
-        items = self.model.feeds[host.index, feed]
-        return render_feed(self.model, host, feed, self.base_url(host)), "rss", items[0].published if items else self.model.pages[-1].published
+        items = [page for page in self.model.feeds[host.index, feed] if page.id < self.published]
+        return render_feed(host, feed, items, self.base_url(host)), "rss", items[0].published if items else self.model.pages[-1].published
 
     @property
     def counts(self) -> Counter[str]:
