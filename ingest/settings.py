@@ -67,7 +67,8 @@ class Settings(BaseSettings):
     raw_store: str = Field("data/raw", description="folder or fsspec URL of the raw archive")
     allow_private_networks: bool = Field(False, description="let the fetcher reach loopback and private addresses")
     feed_batch_size: int = Field(50, ge=1, description="feeds per mapped Airflow task")
-    max_feed_batches: int = Field(512, ge=1, le=1024, description="mapped tasks per run at most (Airflow's max_map_length is 1024)")
+    max_feed_batches: int = Field(16, ge=1, le=1024, description="mapped tasks per run at most: every task pays for its start "
+                                  "(Airflow, imports, extraction processes), so thousands of feeds make a few large batches")
     feed_backoff_minutes: float = Field(30.0, ge=0, description="back-off after a failed feed, times its error streak")
     feed_backoff_max_hours: float = Field(168.0, ge=0)
     max_page_attempts: int = Field(3, ge=1, description="fetches of a failing article page before it is given up")

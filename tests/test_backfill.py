@@ -16,6 +16,7 @@ from ingest.sample_site import SampleSite, load_articles
 from ingest.sitemaps import SitemapError, parse_sitemap
 from ingest.sources import load_feeds
 from tests.conftest import make_settings
+from tests.test_failures import write_feeds
 from tests.test_pipeline import exported, table_counts
 
 URLSET = b"""<?xml version="1.0" encoding="UTF-8"?>
@@ -83,6 +84,20 @@ def test_plan_follows_the_form(sample_site: SampleSite, tmp_path: Path) -> None:
         plan(settings, Work(feeds=("nope",)))
     with pytest.raises(UserError, match="not http"):
         plan(settings, Work(urls=("ftp://news.example/a",)))
+
+
+def test_plan_keeps_a_host_together_and_the_task_count_bounded(tmp_path: Path) -> None:
+    """Feeds listed in any order are batched host by host (politeness is per batch), and
+    thousands of feeds make at most ``max_feed_batches`` larger batches."""
+    feeds = {f"{host}-{n}": f"http://{host}.example/feed-{n}.xml" for n in range(30) for host in ("b", "a", "c")}
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'news.db'}", write_feeds(tmp_path / "feeds.yaml", feeds),
+                             feed_batch_size=30)
+    assert [{name.split("-")[0] for name in batch} for batch in plan(settings)] == [{"a"}, {"b"}, {"c"}]
+    many = {f"site{n // 20}-{n}": f"http://site{n // 20}.example/{n}.xml" for n in range(5000)}
+    settings = settings.model_copy(update={"feeds_file": write_feeds(tmp_path / "many.yaml", many), "feed_batch_size": 50})
+    batches = plan(settings)
+    assert len(batches) == settings.max_feed_batches == 16
+    assert sorted(name for batch in batches for name in batch) == sorted(many)
 
 
 def test_a_backfill_window_takes_what_the_sitemaps_date_inside_it(sample_site: SampleSite, db_url: str, tmp_path: Path) -> None:
