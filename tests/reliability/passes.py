@@ -2,11 +2,12 @@
 
 A pass runs either in this process (``run`` from tests/test_failures.py: plan,
 ingest_batch, deduplicate, what the DAG's tasks call) or as ``ingest run`` in a
-child process, as a user runs it. The child's peak memory is its ``VmHWM`` (the
-high-water mark of its resident set) read from /proc while it runs: ``ru_maxrss``
-cannot be used, since on Linux a child's counts the memory of the parent it was
-forked from (exec folds the forked copy's high-water mark in), and this test
-process, with Airflow loaded, is larger than an ``ingest run``.
+child process, as a user runs it. Peak memory is the ``VmHWM`` (the high-water
+mark of the resident set) of the child and of every process under it (the
+extraction pool's forkserver and workers), each read from /proc while it runs.
+``ru_maxrss`` cannot be used, since on Linux a child's counts the memory of the parent it was forked from
+(exec folds the forked copy's high-water mark in), and this test process, with
+Airflow loaded, is larger than an ``ingest run``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, IO
 
+import psutil
 from sqlalchemy import func, select
 
 from ingest.db import open_store, reading
@@ -63,6 +65,8 @@ class CliRun:
     seconds: float
     peak_rss: int
     """Bytes: the child's own peak resident set (VmHWM), as last seen before it exited."""
+    helper_peaks: tuple[int, ...]
+    """The same for each process under it (extraction processes and their forkserver)."""
 
     @property
     def output(self) -> str:
@@ -76,7 +80,7 @@ class Cli:
         self._out: IO[bytes] = tempfile.TemporaryFile()
         self._err: IO[bytes] = tempfile.TemporaryFile()
         self._started = time.monotonic()
-        self._peak = 0
+        self._peaks: dict[int, int] = {}  # pid -> VmHWM bytes
         self.process = subprocess.Popen(
             [sys.executable, "-m", "ingest", *args], env=dict(env), cwd=cwd, stdout=self._out, stderr=self._err
         )
@@ -98,14 +102,20 @@ class Cli:
         return self._finished()
 
     def _watch(self) -> None:
-        """Read VmHWM (kB) from /proc; it only grows, so the last reading before exit is the peak."""
+        """Read VmHWM (kB) of the child and its descendants from /proc; it only grows, so the last
+        reading before a process exits is its peak."""
         try:
-            status = Path(f"/proc/{self.process.pid}/status").read_text()
-        except OSError:  # exited (or a zombie without its memory) between poll() and here
+            tree = [self.process.pid, *(p.pid for p in psutil.Process(self.process.pid).children(recursive=True))]
+        except psutil.Error:  # exited between poll() and here
             return
-        for line in status.splitlines():
-            if line.startswith("VmHWM:"):
-                self._peak = max(self._peak, int(line.split()[1]) * 1024)
+        for pid in tree:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:  # exited (or a zombie without its memory) since it was listed
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):
+                    self._peaks[pid] = max(self._peaks.get(pid, 0), int(line.split()[1]) * 1024)
 
     def _finished(self) -> CliRun:
         seconds = time.monotonic() - self._started
@@ -114,7 +124,8 @@ class Cli:
             handle.seek(0)
             outputs.append(handle.read().decode("utf-8", "replace"))
             handle.close()
-        return CliRun(self.process.returncode, outputs[0], outputs[1], seconds, self._peak)
+        helpers = tuple(peak for pid, peak in self._peaks.items() if pid != self.process.pid)
+        return CliRun(self.process.returncode, outputs[0], outputs[1], seconds, self._peaks.get(self.process.pid, 0), helpers)
 
 
 def ingest(args: Sequence[str], settings: Settings, *, timeout: float = 60, env: Mapping[str, str] | None = None) -> CliRun:
