@@ -11,7 +11,6 @@ A passage's shingles are a sorted array of distinct 32-bit hashes.
 from __future__ import annotations
 
 import functools
-import re
 import unicodedata
 from collections.abc import Sequence
 from typing import Literal
@@ -22,7 +21,6 @@ import xxhash
 
 ShingleKind = Literal["char", "word"]
 
-_SPACES = re.compile(r"\s+")
 _CJK = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
 # Odd multipliers for the n positions of a window (up to 8), and the final mix (murmur3's fmix32).
 _POWERS = np.cumprod(np.concatenate(([1], np.full(63, 0x01000193))).astype(np.uint32), dtype=np.uint32)  # wraps mod 2**32
@@ -31,7 +29,7 @@ _POSITION = np.array([0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D, 0x27D4EB2F, 0x165667B1
 
 def split_passages(text: str) -> list[str]:
     """One passage per non-empty line, whitespace tidied."""
-    return [line for line in (_SPACES.sub(" ", raw).strip() for raw in text.splitlines()) if line]
+    return [line for line in (" ".join(raw.split()) for raw in text.splitlines()) if line]
 
 
 def _dropped(code: int) -> bool:

@@ -104,3 +104,29 @@ def test_decode_html() -> None:
     assert decode_html(b'<meta charset="iso-8859-1"><p>caf\xe9</p>') .endswith("café</p>")
     assert decode_html("<p>café</p>".encode()) == "<p>café</p>"
     assert "\ufffd" in decode_html(b"<p>\xff\xfe broken</p>", "text/html; charset=utf-8")
+
+
+PARSE_CASES = [
+    "<html><body><p>plain</p></body></html>",
+    '<?xml version="1.0" encoding="utf-8"?><html><body><p>an XML declaration: lxml wants bytes</p></body></html>',
+    "<!DOCTYPE html><html><head><title>t</title></head><body><div><p>a</p><p>b</p></div><!-- c --></body></html>",
+    "<p>a fragment with one block</p>",
+    "{\"not\": \"html\"}",
+    "",
+    "<html><body><form><input name=q><select><option>x</select></form><p>forms</p></body></html>",
+]
+
+
+@pytest.mark.parametrize("page", PARSE_CASES + [p.read_text(encoding="utf-8") for p in sorted((REPO / "tests/fixtures/heldout").glob("*.html"))])
+def test_our_parser_builds_the_tree_trafilatura_would(page: str) -> None:
+    """``_parse_html`` repeats trafilatura's ``load_html`` with a faster element lookup: if a
+    trafilatura upgrade changes what ``load_html`` accepts or repairs, this fails."""
+    from lxml import etree
+    from trafilatura.utils import load_html
+
+    from ingest.extract import _parse_html
+
+    ours, theirs = _parse_html(page), load_html(page)
+    assert (ours is None) == (theirs is None)
+    if ours is not None and theirs is not None:
+        assert etree.tostring(ours) == etree.tostring(theirs)
