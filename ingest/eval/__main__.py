@@ -202,7 +202,7 @@ def airflow_scale(args: argparse.Namespace, console: Console) -> int:
                         f"{config.articles:,} articles, {config.latency * 1000:.0f} ms latency, {os.cpu_count()} cores"
                         + (f"; {' '.join(args.set)}" if args.set else ""))
     for column in ("run", "state", "wall s", "task instances", "batches", "queued wait", "batch run s (median, max)",
-                   "articles stored", "articles/s", "feeds 304", "peak MiB all / largest process"):
+                   "articles stored", "articles/s", "feeds 304", "CPU s", "articles per core-hour", "peak MiB all / largest process"):
         table.add_column(column, justify="left" if column == "run" else "right")
     for run in result.runs:
         batches = sorted(t.run_s for t in run.batches)
@@ -210,9 +210,12 @@ def airflow_scale(args: argparse.Namespace, console: Console) -> int:
         table.add_row(run.name, run.state, f"{run.wall_s:.0f}", str(len(run.tasks)), str(len(batches)), run.queued_summary(),
                       f"{median(batches):.0f}, {batches[-1]:.0f}" if batches else "-", f"{stored:,}",
                       f"{stored / run.wall_s:.1f}" if run.wall_s else "-", f"{run.counts.get('feeds_not_modified', 0):,}",
+                      f"{run.cpu_s:.0f}", f"{stored * 3600 / run.cpu_s:,.0f}" if run.cpu_s else "-",
                       f"{run.peak_mib:.0f} / {run.task_peak_mib:.0f}")
     console.print(table)
     first, second = result.runs
+    load = os.getloadavg()[0]
+    console.print(f"machine load (1-minute average) at the end {load:.1f}: wall times include whatever else ran, CPU seconds do not")
     console.print(f"first run {first.wall_s / 60:.1f} min (target ≤ 15), second run {second.wall_s / 60:.1f} min (target ≤ 3); "
                   f"{result.fresh} articles published between the runs, on {result.changed_feeds} of {result.feeds:,} feeds")
     stored = sum(run.counts.get("articles_stored", 0) for run in result.runs)

@@ -46,6 +46,7 @@ class RunResult:
     counts: dict[str, int]
     peak_mib: float  # every Airflow process and task together (sampled PSS sum)
     task_peak_mib: float  # the largest single process
+    cpu_s: float  # CPU seconds of every Airflow process during the run: capacity per core, whatever else ran
 
     @property
     def batches(self) -> list[TaskTiming]:
@@ -82,6 +83,7 @@ def _sampled(server: AirflowServer) -> Iterator[TreeSampler]:
     """Sample the standalone process tree (components, executor workers, tasks, extraction pools) while the block runs."""
     assert server.process is not None
     sampler = TreeSampler(server.process.pid, interval=0.5)
+    sampler.mark()
     done = threading.Event()
 
     def follow() -> None:
@@ -109,7 +111,7 @@ def timed_run(server: AirflowServer, name: str, store_url: str, timeout: float) 
     with session_factory(open_store(store_url))() as session:
         stored = session.scalars(select(Run).where(Run.run_id == run_id)).one_or_none()
     return RunResult(name, state, _seconds(run.get("start_date"), run.get("end_date")), tasks, dict(stored.stats) if stored else {},
-                     sampler.peak / 2**20, sampler.peak_single / 2**20)
+                     sampler.peak / 2**20, sampler.peak_single / 2**20, sampler.cpu_used)
 
 
 def measure(config: LoadConfig, pg_admin_url: str, *, fresh: int, timeout: float = 3600,

@@ -78,6 +78,7 @@ class TreeSampler:
         self.peak = 0  # bytes, summed PSS
         self.peak_single = 0  # the largest one process reached
         self.cpu: dict[int, float] = {}  # pid -> last seen user+system seconds
+        self.start_cpu: dict[int, float] = {}  # the same when the measurement began (``cpu_used`` counts from there)
 
     def sample(self) -> None:
         total = 0
@@ -103,6 +104,17 @@ class TreeSampler:
         while popen.poll() is None:
             self.sample()
             time.sleep(self.interval)
+
+    def mark(self) -> None:
+        """Start counting ``cpu_used`` from now."""
+        self.sample()
+        self.start_cpu = dict(self.cpu)
+
+    @property
+    def cpu_used(self) -> float:
+        """CPU seconds of the whole tree since ``start_cpu`` (a process that ends between two samples loses
+        its last ``interval``)."""
+        return sum(cpu - self.start_cpu.get(pid, 0.0) for pid, cpu in self.cpu.items())
 
     @property
     def descendants_cpu(self) -> float:
