@@ -25,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import Engine, and_, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from ingest.archive import RawArchive
 from ingest.counts import RunStats
@@ -381,14 +381,18 @@ class BatchRunner:
         stats = RunStats()
         with transaction(self.engine) as session:
             titles = dict(session.execute(select(Feed.name, Feed.title)).all())
+            # The group's articles and their passages in two queries, and one flush at the end:
+            # a query and a flush per page were a quarter of the main process's CPU.
+            articles = {a.id: a for a in session.scalars(
+                select(Article).where(Article.id.in_([p.article_id for p in pages])).options(selectinload(Article.passages))
+            )}
             for page in sorted(pages, key=lambda p: p.article_id):
-                article = session.get(Article, page.article_id)
+                article = articles.get(page.article_id)
                 if article is None or article.status != ArticleStatus.fetching or article.claimed_at != page.claimed_at:
                     continue  # our claim went stale and another worker took the page over
                 capture = _capture("page", page.result, page.sha256, page.problem)
                 session.add(capture)
-                session.flush()
-                article.capture_id = capture.id
+                article.capture = capture
                 article.attempts += 1
                 article.claimed_at = None
                 article.claimed_by = None
