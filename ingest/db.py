@@ -21,7 +21,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from ingest.errors import UserError
 
 SQLITE_BUSY_TIMEOUT_MS = 120_000
-SQLITE_CACHE_KIB = 128 * 1024
+# Page cache per connection. Not larger: it fills as the database grows (each pooled
+# connection its own), which made a deduplication pass's memory grow with the backlog;
+# misses are served from the OS page cache, and at a million indexed passages a probe ran
+# no slower with 16 MiB than with 128 MiB (2.3k passages/s both).
+SQLITE_CACHE_KIB = 16 * 1024
 
 
 def safe_url(url: str) -> str:

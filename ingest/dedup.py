@@ -48,7 +48,7 @@ from ingest.settings import DedupSettings
 from ingest.urls import host_of
 
 MAX_CANDIDATES = 50  # verified per passage, most shared bands first
-_CHUNK = 500  # values per IN (...) list
+_CHUNK = 500  # values per IN (...) list (bound as one JSON or array parameter: one statement text, whatever the length)
 _KEY_CHUNK = 20_000  # band keys per lookup
 _HEAD, _FOOT = 2, 3  # template text sits among an article's first two or last three passages
 _AT_EDGES = 0.75  # share of a template's copies that must sit there
@@ -145,18 +145,19 @@ class Deduplicator:
     def _stored_exact(self, hashes: Iterable[int]) -> dict[int, _Original]:
         """Stored first appearances with the same normal form. Each query reads one
         table by one index: plans that stay right however stale the statistics."""
-        rows: list[tuple[int, int, int, int | None, str]] = []
+        rows: list[tuple[int, int, int, str]] = []
         for chunk in _chunks(sorted(set(hashes)), _KEY_CHUNK):
-            # (duplicate_of_id is filtered here, not in SQL: "IS NULL" holds for most rows and
-            # could lure a planner without statistics off the norm_hash index)
+            # Copies are left out in SQL (a template line has as many stored copies as the
+            # site has articles: loading them all made memory grow with the backlog), but by
+            # an expression no index serves: "IS NULL" holds for most rows and could lure a
+            # planner without statistics off the norm_hash index. Ids start at 1.
             rows += self.session.execute(
-                select(Passage.norm_hash, Passage.id, Passage.article_id, Passage.duplicate_of_id, Passage.text)
-                .where(among(self.session, Passage.norm_hash, chunk))
+                select(Passage.norm_hash, Passage.id, Passage.article_id, Passage.text)
+                .where(among(self.session, Passage.norm_hash, chunk), func.coalesce(Passage.duplicate_of_id, 0) == 0)
             ).all()
-        rows = [row for row in rows if row[3] is None]
         sites = self._stored_sites({row[2] for row in rows})
         found: dict[int, _Original] = {}
-        for norm_hash, passage_id, article_id, _first, text in sorted(rows, key=lambda row: row[1]):
+        for norm_hash, passage_id, article_id, text in sorted(rows, key=lambda row: row[1]):
             if article_id in sites:
                 found.setdefault(norm_hash, _Original(passage_id, article_id, sites[article_id], text))
         return found
@@ -296,12 +297,12 @@ class Deduplicator:
             rows += self.session.execute(
                 select(Passage.id, Passage.duplicate_of_id, Passage.position, Article.id, Article.url, Article.site_name)
                 .join(Article, Article.id == Passage.article_id)
-                .where(or_(Passage.id.in_(chunk), Passage.duplicate_of_id.in_(chunk)))
+                .where(or_(among(self.session, Passage.id, chunk), among(self.session, Passage.duplicate_of_id, chunk)))
             ).all()
         sizes = dict(
             self.session.execute(
                 select(Passage.article_id, func.count())
-                .where(Passage.article_id.in_({row[3] for row in rows}))
+                .where(among(self.session, Passage.article_id, sorted({row[3] for row in rows})))
                 .group_by(Passage.article_id)
             ).all()
         )
@@ -317,7 +318,7 @@ class Deduplicator:
                 flagged.update(passage_id for passage_id, _, _ in copies)
         if flagged:
             self.session.execute(
-                update(Passage).where(Passage.id.in_(flagged)).values(template=True),
+                update(Passage).where(among(self.session, Passage.id, sorted(flagged))).values(template=True),
                 execution_options={"synchronize_session": False},
             )
         return flagged
@@ -348,14 +349,18 @@ class Deduplicator:
                     if other != doc.id and order.get(other, -1) < n:
                         shortlist.setdefault(doc.id, Counter())[other] += 1
                 hits.setdefault(key, []).append(doc.id)
-        texts.update(self._texts({a for candidates in shortlist.values() for a in candidates} - set(order)))
-        others = sorted({a for candidates in shortlist.values() for a in candidates} - set(order))
+        # Only the best few candidates of each article are compared, so only their texts are
+        # read: a story copied hundreds of times in the backlog must not bring every copy
+        # into memory (peak memory stays flat however long the candidate lists grow).
+        best = {doc_id: [a for a, _weight in candidates.most_common(_SHORTLIST)] for doc_id, candidates in shortlist.items()}
+        others = sorted({a for candidates in best.values() for a in candidates} - set(order))
+        texts.update(self._texts(set(others)))
         bounds, hashes = self.sketcher.shingles([" ".join(normalize(p) for p in texts.get(a, [])) for a in others])
         article_shingles.update({a: hashes[bounds[n] : bounds[n + 1]] for n, a in enumerate(others)})
         found: dict[int, tuple[int, float]] = {}
-        for doc_id, candidates in shortlist.items():
+        for doc_id, candidates in best.items():
             own = article_shingles[doc_id]
-            scored = [(jaccard(own, article_shingles[a]), a) for a, _weight in candidates.most_common(_SHORTLIST)]
+            scored = [(jaccard(own, article_shingles[a]), a) for a in candidates]
             similarity, source = max(scored, key=lambda item: (item[0], -item[1]))
             if own.size and similarity >= self.settings.article_threshold:
                 found[doc_id] = (source, round(similarity, 4))
@@ -401,7 +406,7 @@ class Deduplicator:
         for chunk in _chunks(sorted(article_ids)):
             for article_id, text in self.session.execute(
                 select(Passage.article_id, Passage.text)
-                .where(Passage.article_id.in_(chunk), Passage.template.is_(False))
+                .where(among(self.session, Passage.article_id, chunk), Passage.template.is_(False))
                 .order_by(Passage.article_id, Passage.position)
             ):
                 texts[article_id].append(text)
@@ -413,7 +418,7 @@ class Deduplicator:
         for chunk in _chunks(sorted(classes)):
             for passage_id, duplicate_of, article_id in self.session.execute(
                 select(Passage.id, Passage.duplicate_of_id, Passage.article_id).where(
-                    or_(Passage.id.in_(chunk), Passage.duplicate_of_id.in_(chunk)), Passage.template.is_(False)
+                    or_(among(self.session, Passage.id, chunk), among(self.session, Passage.duplicate_of_id, chunk)), Passage.template.is_(False)
                 )
             ):
                 holders[duplicate_of or passage_id].add(article_id)
@@ -425,7 +430,7 @@ class Deduplicator:
         now = datetime.now(timezone.utc)
         for chunk in _chunks([doc.id for doc in docs]):
             self.session.execute(
-                update(Article).where(Article.id.in_(chunk)).values(status=ArticleStatus.stored, stored_at=now),
+                update(Article).where(among(self.session, Article.id, chunk)).values(status=ArticleStatus.stored, stored_at=now),
                 execution_options={"synchronize_session": False},
             )
         if duplicates:
@@ -456,7 +461,7 @@ def _load(session: Session, batch_size: int) -> list[_Doc]:
     for chunk in _chunks([a.id for a in articles]):
         for article_id, pid, text, norm_hash in session.execute(
             select(Passage.article_id, Passage.id, Passage.text, Passage.norm_hash)
-            .where(Passage.article_id.in_(chunk))
+            .where(among(session, Passage.article_id, chunk))
             .order_by(Passage.article_id, Passage.position)
         ):
             passages[article_id].append((pid, text, norm_hash))

@@ -26,6 +26,7 @@ SCHEME = "affine32"
 NORMALIZATION = 2  # bump when passages.normalize or the shingle hash changes
 BAND_KEY = 1  # bump when band_keys changes
 _CHUNK_CELLS = 1 << 20  # shingles × permutations per matrix step (4 MiB of uint32)
+_CHUNK_CHARS = 1 << 20  # characters shingled per step (about 60 MiB of numpy temporaries)
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -54,7 +55,24 @@ class Sketcher:
         }
 
     def shingles(self, normalized: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        return shingle_batch(normalized, self.settings.shingle_size, self.settings.shingle, self.settings.cjk_shingle_size)
+        """``(bounds, hashes)`` of the texts, as ``shingle_batch``, computed a slice of at most
+        ``_CHUNK_CHARS`` characters at a time: its numpy steps hold tens of bytes per
+        character, so one call over a batch's candidate articles must not take them all at once."""
+        s = self.settings
+        lengths = np.fromiter(map(len, normalized), dtype=np.int64, count=len(normalized))
+        if int(lengths.sum()) <= _CHUNK_CHARS:
+            return shingle_batch(normalized, s.shingle_size, s.shingle, s.cjk_shingle_size)
+        ends = np.cumsum(lengths)
+        parts_bounds, parts_hashes, start, offset = [np.zeros(1, dtype=np.int64)], [], 0, 0
+        while start < len(normalized):
+            base = int(ends[start - 1]) if start else 0
+            end = max(int(np.searchsorted(ends, base + _CHUNK_CHARS, side="right")), start + 1)
+            bounds, hashes = shingle_batch(normalized[start:end], s.shingle_size, s.shingle, s.cjk_shingle_size)
+            parts_bounds.append(bounds[1:] + offset)
+            parts_hashes.append(hashes)
+            offset += int(bounds[-1])
+            start = end
+        return np.concatenate(parts_bounds), np.concatenate(parts_hashes)
 
     def signatures(self, bounds: np.ndarray, hashes: np.ndarray) -> np.ndarray:
         """One row of ``num_perm`` minima per passage (a passage without shingles gets all 0xFFFFFFFF)."""

@@ -255,3 +255,19 @@ def test_japanese_and_chinese_passages_shingle_by_characters(engine: Engine) -> 
     add(engine, "https://ja.example/2", [ja.replace("四百", "五百"), zh.replace("四百", "五百")], published=T0 + timedelta(hours=1))
     deduplicate_pending(engine, SETTINGS)
     assert [first for _, first, _ in passages_of(engine, "https://ja.example/2")] == ["https://ja.example/1"] * 2
+
+
+def test_shingling_in_slices_gives_the_same_shingles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large batch is shingled a slice of characters at a time (bounded memory): the result
+    must not depend on where the slices fall."""
+    import numpy as np
+
+    from ingest import minhash
+
+    sketcher = minhash.Sketcher(SETTINGS)
+    texts = [normalize(p) for p in (P1, P2, "", "short", P3, "東京都は本日、新しい防災計画を発表した。", P4, P5, SHARED)] * 3
+    whole = sketcher.shingles(texts)
+    for chars in (1, 50, 300, 1000):
+        monkeypatch.setattr(minhash, "_CHUNK_CHARS", chars)
+        bounds, hashes = sketcher.shingles(texts)
+        assert np.array_equal(bounds, whole[0]) and np.array_equal(hashes, whole[1])
