@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 from contextlib import ExitStack
@@ -23,7 +22,7 @@ from sqlalchemy import select
 
 from ingest.cli import summary_table
 from ingest.db import open_store, safe_url, session_factory
-from ingest.local_airflow import DAGS, airflow, airflow_env
+from ingest.local_airflow import DAGS, airflow, airflow_env, executable, prepare
 from ingest.models import Run
 from ingest.sample_site import serve
 
@@ -65,14 +64,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         log = data / "airflow.log"
         console.print(f"preparing Airflow in {data / 'airflow'} (log: {log}) …")
-        airflow(["db", "migrate"], env, log)
-        airflow(["pools", "import", str(DAGS / "pools.json")], env, log)
         if args.standalone:
-            airflow(["dags", "reserialize"], env, log)
-            airflow(["dags", "unpause", "news_ingest"], env, log)
+            prepare(data / "airflow", env, log)
             console.print("starting `airflow standalone`: UI at http://localhost:8080, user admin, password in "
                           f"{data / 'airflow' / 'simple_auth_manager_passwords.json.generated'} (Ctrl-C stops it)")
-            return subprocess.run([shutil.which("airflow", path=env["PATH"]) or "airflow", "standalone"], env=env).returncode
+            return subprocess.run([executable(env), "standalone"], env=env).returncode
+        airflow(["db", "migrate"], env, log)
+        airflow(["pools", "import", str(DAGS / "pools.json")], env, log)
         console.print("running the news_ingest DAG once with `airflow dags test` …")
         airflow(["dags", "test", "news_ingest"], env, log)
 

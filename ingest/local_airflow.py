@@ -42,23 +42,24 @@ def airflow_env(home: Path, extra: dict[str, str]) -> dict[str, str]:
     }
 
 
-def _executable(env: dict[str, str]) -> str:
+def executable(env: dict[str, str]) -> str:
+    """The ``airflow`` command on the environment's PATH (the venv's, put first by ``airflow_env``)."""
     return shutil.which("airflow", path=env["PATH"]) or "airflow"
 
 
 def airflow(args: list[str], env: dict[str, str], log: Path) -> None:
     """Run one ``airflow`` command, its output appended to ``log``; on failure, exit with the log's tail."""
     with log.open("a") as handle:
-        done = subprocess.run([_executable(env), *args], env=env, stdout=handle, stderr=subprocess.STDOUT)
+        done = subprocess.run([executable(env), *args], env=env, stdout=handle, stderr=subprocess.STDOUT)
     if done.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
         raise SystemExit(f"{tail}\n`airflow {' '.join(args)}` failed (exit {done.returncode}); full log: {log}")
 
 
-def prepare(home: Path, env: dict[str, str]) -> Path:
-    """Migrate, import the pools, parse and unpause news_ingest; the log's path."""
+def prepare(home: Path, env: dict[str, str], log: Path | None = None) -> Path:
+    """Migrate, import the pools, parse and unpause news_ingest; the log's path (default: in ``home``)."""
     home.mkdir(parents=True, exist_ok=True)
-    log = home / "airflow.log"
+    log = log or home / "airflow.log"
     airflow(["db", "migrate"], env, log)
     airflow(["pools", "import", str(DAGS / "pools.json")], env, log)
     airflow(["dags", "reserialize"], env, log)
@@ -79,12 +80,6 @@ class AirflowServer:
         token = httpx.post(f"{self.url}/auth/token", json={"username": "admin", "password": self.password}, timeout=30)
         token.raise_for_status()
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token.json()['access_token']}"}, timeout=30)
-
-    def cli(self, *args: str) -> str:
-        done = subprocess.run([_executable(self.env), *args], env=self.env, capture_output=True, text=True, timeout=300)
-        if done.returncode != 0:
-            raise RuntimeError(f"`airflow {' '.join(args)}` failed: {done.stdout}{done.stderr}")
-        return done.stdout
 
 
 def trigger(client: httpx.Client, conf: dict[str, Any]) -> str:
@@ -122,7 +117,7 @@ def wait_for(check: Callable[[], T], timeout: float, what: str, log: Path) -> T:
 def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """An Airflow component in a process group of its own (``stop`` signals the group)."""
     with log.open("a") as out:
-        return subprocess.Popen([_executable(env), *args], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen([executable(env), *args], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:

@@ -11,9 +11,7 @@ many task instances it made, and how long they waited in queued.
 from __future__ import annotations
 
 import tempfile
-import threading
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -78,30 +76,10 @@ def _seconds(start: str | None, end: str | None) -> float:
     return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
 
 
-@contextmanager
-def _sampled(server: AirflowServer) -> Iterator[TreeSampler]:
-    """Sample the standalone process tree (components, executor workers, tasks, extraction pools) while the block runs."""
-    assert server.process is not None
-    sampler = TreeSampler(server.process.pid, interval=0.5)
-    sampler.mark()
-    done = threading.Event()
-
-    def follow() -> None:
-        while not done.wait(sampler.interval):
-            sampler.sample()
-
-    thread = threading.Thread(target=follow, daemon=True)
-    thread.start()
-    try:
-        yield sampler
-    finally:
-        done.set()
-        thread.join()
-
-
 def timed_run(server: AirflowServer, name: str, store_url: str, timeout: float) -> RunResult:
     """Trigger ``news_ingest``, wait for it, and read its timings from Airflow and its counts from the store."""
-    with server.client() as client, _sampled(server) as sampler:
+    assert server.process is not None  # the standalone process: its tree is every component, task and extraction process
+    with server.client() as client, TreeSampler(server.process.pid, interval=0.5).sampling() as sampler:
         run_id = trigger(client, {})
         state = finished(client, run_id, server.log, timeout)
         run = client.get(f"/api/v2/dags/news_ingest/dagRuns/{run_id}").json()

@@ -18,7 +18,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,15 +102,24 @@ class TreeSampler:
         except psutil.Error:
             return []
 
-    def follow(self, popen: subprocess.Popen[str]) -> None:
-        while popen.poll() is None:
-            self.sample()
-            time.sleep(self.interval)
-
-    def mark(self) -> None:
-        """Start counting ``cpu_used`` from now."""
+    @contextmanager
+    def sampling(self) -> Iterator[TreeSampler]:
+        """Sample every ``interval`` in a thread while the block runs; ``cpu_used`` counts from its start."""
         self.sample()
         self.start_cpu = dict(self.cpu)
+        done = threading.Event()
+
+        def follow() -> None:
+            while not done.wait(self.interval):
+                self.sample()
+
+        thread = threading.Thread(target=follow, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            done.set()
+            thread.join()
 
     @property
     def cpu_used(self) -> float:
@@ -128,9 +139,8 @@ def timed_pass(name: str, feeds: Path, folder: Path, store: str, *, extract: boo
     command = [sys.executable, "-m", "ingest.eval.timed_run", str(out), *flags, "--", "--feeds", str(feeds)]
     env = _env(folder, store) | ({} if extract else {"INGEST_EXTRACT_PROCESSES": "1"})
     with subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as popen:
-        sampler = TreeSampler(popen.pid)
-        threading.Thread(target=sampler.follow, args=(popen,), daemon=True).start()
-        _, errors = popen.communicate()
+        with TreeSampler(popen.pid).sampling() as sampler:
+            _, errors = popen.communicate()
     if not out.exists():
         raise RuntimeError(f"{name}: ingest run failed ({popen.returncode}): {errors[-2000:]}")
     data = json.loads(out.read_text(encoding="utf-8"))
