@@ -17,15 +17,17 @@ import hashlib
 import logging
 import os
 import random
+from collections import defaultdict, deque
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
-from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit
 
-from sqlalchemy import Engine, and_, or_, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import Engine, and_, insert, or_, select, update
+from sqlalchemy.orm import Session
 
 from ingest.archive import RawArchive
 from ingest.counts import RunStats
@@ -56,6 +58,7 @@ _MAX_URL = 2048  # longer canonical URLs are not indexable everywhere; such entr
 _POOL_MIN_PAGES = 16  # fewer pages are not worth starting extraction processes for
 
 Progress = Callable[[str, int], None]  # (event, count): "feeds"/"pages" totals, then "feed"/"page" steps
+T = TypeVar("T")
 
 
 def _now() -> datetime:
@@ -87,16 +90,20 @@ class BatchRunner:
         self.dry_run = dry_run  # fetch feeds and sitemaps, count what is new, write nothing, fetch no page
         self.owner = owner  # who claims pages; the same owner again takes over its own claims
         self.stats = RunStats()
+        self.extractors = _Extractors(settings.extract_processes)
 
     async def run(self, feeds: Sequence[FeedConfig], window: Window | None = None) -> RunStats:
         """Feeds (or, for a past ``window``, their sitemaps), then the pages they list."""
         async with Fetcher(self.settings.http, allow_private_networks=self.settings.allow_private_networks) as fetcher:
-            if window is None:
-                await self._feeds(fetcher, feeds)
-            else:
-                await self._sitemaps(fetcher, feeds, window)
-            if not self.dry_run:
-                await self._pages(fetcher, [c.name for c in feeds], {c.name for c in feeds if not c.respect_robots})
+            try:
+                if window is None:
+                    await self._feeds(fetcher, feeds)
+                else:
+                    await self._sitemaps(fetcher, feeds, window)
+                if not self.dry_run:
+                    await self._pages(fetcher, [c.name for c in feeds], {c.name for c in feeds if not c.respect_robots})
+            finally:
+                self.extractors.close()
         return self.stats
 
     async def run_urls(self, urls: Sequence[str]) -> RunStats:
@@ -108,7 +115,10 @@ class BatchRunner:
             self.stats.add(self._record_entries(session, feed, ParsedFeed(title=None, entries=entries)))
         if not self.dry_run:
             async with Fetcher(self.settings.http, allow_private_networks=self.settings.allow_private_networks) as fetcher:
-                await self._pages(fetcher, [MANUAL], set())
+                try:
+                    await self._pages(fetcher, [MANUAL], set())
+                finally:
+                    self.extractors.close()
         return self.stats
 
     def _writing(self) -> AbstractContextManager[Session]:
@@ -128,15 +138,16 @@ class BatchRunner:
         self.stats.feeds_backing_off += len(feeds) - len(due)
         self.progress("feeds", len(due))
 
-        async def one(config: FeedConfig) -> tuple[FeedConfig, FetchResult, str | None]:
+        async def one(config: FeedConfig) -> None:
             row = rows[config.name]
             result = await fetcher.fetch(config.url, etag=row.etag, last_modified=row.last_modified, accept=FEED_ACCEPT)
             sha = await self._archive(result)
-            self.progress("feed", 1)
-            return config, result, sha
-
-        for config, result, sha in await asyncio.gather(*(one(c) for c in due)):
             self.stats.add(await asyncio.to_thread(self._record_feed, config, result, sha))
+            self.progress("feed", 1)
+            if not self.dry_run:
+                self.extractors.expect(self.stats.articles_new)
+
+        await _by_host(due, lambda c: c.url, self.settings.http.per_host_concurrency, self._in_progress(1), one)
 
     async def _archive(self, result: FetchResult) -> str | None:
         if result.body is None or self.dry_run:
@@ -158,7 +169,7 @@ class BatchRunner:
                 error = f"could not parse the feed: {type(exc).__name__}: {exc}"
         with self._writing() as session:
             feed = session.scalars(select(Feed).where(Feed.name == config.name)).one()
-            session.add(_capture("feed", result, sha, error))
+            session.add(Capture(**_capture_values("feed", result, sha, error)))
             feed.last_fetched_at = result.fetched_at
             feed.last_status = result.status
             feed.fetch_count += 1
@@ -268,7 +279,7 @@ class BatchRunner:
                     error = str(exc)
             if not self.dry_run:
                 with transaction(self.engine) as session:
-                    session.add(_capture("sitemap", result, sha, error if sitemap is None else None))
+                    session.add(Capture(**_capture_values("sitemap", result, sha, error if sitemap is None else None)))
             if sitemap is None:
                 self.stats.sitemaps_failed += 1
                 log.warning("sitemap %s of feed %s: %s", url, config.name, error or f"HTTP {result.status}")
@@ -332,10 +343,12 @@ class BatchRunner:
         claimed_at, todo = await asyncio.to_thread(self._claim, names, ignore_robots)
         self.progress("pages", len(todo))
         done: list[_Page] = []
-        pool = _extraction_pool(self.settings.extract_processes, len(todo))
+        self.extractors.expect(len(todo))
+        pool = self.extractors.pool
         loop = asyncio.get_running_loop()
 
-        async def one(article_id: int, url: str, obey_robots: bool) -> None:
+        async def one(row: tuple[int, str, bool]) -> None:
+            article_id, url, obey_robots = row
             result = await fetcher.fetch(url, obey_robots=obey_robots, accept=PAGE_ACCEPT)
             sha = await self._archive(result)
             if result.ok and result.body is not None:
@@ -350,15 +363,17 @@ class BatchRunner:
                 self.stats.add(await asyncio.to_thread(self._record_pages, group))
 
         try:
-            await asyncio.gather(*(one(*row) for row in todo))
+            await _by_host(todo, lambda row: row[1], self.settings.http.per_host_concurrency, self._in_progress(self.extractors.count), one)
             if done:
                 self.stats.add(await asyncio.to_thread(self._record_pages, done))
         except BaseException:
             await asyncio.to_thread(self._release, claimed_at, [article_id for article_id, _, _ in todo])
             raise
-        finally:
-            if pool is not None:
-                pool.shutdown(wait=False, cancel_futures=True)
+
+    def _in_progress(self, extractors: int) -> int:
+        """Feeds or pages a batch holds at once, fetched or being fetched: every connection busy,
+        and a few bodies ready for each extraction process (more would only wait in memory)."""
+        return 2 * self.settings.http.concurrency + 2 * extractors
 
     def _release(self, claimed_at: datetime, article_ids: list[int]) -> None:
         """Hand back the claims of a batch that failed (the database connection dropped, the
@@ -376,39 +391,77 @@ class BatchRunner:
             log.warning("could not hand back %d page claims; they are taken over after %s", len(article_ids), CLAIM_LEASE, exc_info=True)
 
     def _record_pages(self, pages: list[_Page]) -> RunStats:
-        """Write a group of page results in one transaction (runs in a worker thread)."""
+        """Write a group of page results in one transaction (runs in a worker thread).
+
+        Bulk statements and no ORM objects: a query and a flush per page, then the unit of
+        work's bookkeeping per passage, were most of the main process's CPU. A page is
+        written only while the claim is still ours; a claimed page has no passages yet."""
         now = _now()
         stats = RunStats()
         with transaction(self.engine) as session:
             titles = dict(session.execute(select(Feed.name, Feed.title)).all())
-            # The group's articles and their passages in two queries, and one flush at the end:
-            # a query and a flush per page were a quarter of the main process's CPU.
-            articles = {a.id: a for a in session.scalars(
-                select(Article).where(Article.id.in_([p.article_id for p in pages])).options(selectinload(Article.passages))
+            listed = {row.id: row for row in session.execute(
+                select(Article.id, Article.url, Article.source, Article.status, Article.claimed_at, Article.attempts,
+                       Article.feed_title, Article.feed_published).where(Article.id.in_([p.article_id for p in pages]))
             )}
-            for page in sorted(pages, key=lambda p: p.article_id):
-                article = articles.get(page.article_id)
-                if article is None or article.status != ArticleStatus.fetching or article.claimed_at != page.claimed_at:
-                    continue  # our claim went stale and another worker took the page over
-                capture = _capture("page", page.result, page.sha256, page.problem)
-                session.add(capture)
-                article.capture = capture
-                article.attempts += 1
-                article.claimed_at = None
-                article.claimed_by = None
+            ours = [
+                page for page in sorted(pages, key=lambda p: p.article_id)
+                if (row := listed.get(page.article_id)) is not None
+                and row.status == ArticleStatus.fetching and row.claimed_at == page.claimed_at
+            ]  # the others' claims went stale and another worker took them over
+            if not ours:
+                return stats
+            capture_ids = session.scalars(
+                insert(Capture).returning(Capture.id, sort_by_parameter_order=True),
+                [_capture_values("page", p.result, p.sha256, p.problem) for p in ours],
+            ).all()
+            failed: list[dict[str, Any]] = []
+            extracted: list[dict[str, Any]] = []
+            passages: list[dict[str, Any]] = []
+            for page, capture_id in zip(ours, capture_ids):
+                row = listed[page.article_id]
+                values = {"id": row.id, "capture_id": capture_id, "attempts": row.attempts + 1, "claimed_at": None, "claimed_by": None}
                 if page.extraction is None:
-                    retry = page.result.retryable and article.attempts < self.settings.max_page_attempts
-                    article.status = ArticleStatus.failed if retry else ArticleStatus.skipped
-                    article.error = page.problem
+                    retry = page.result.retryable and row.attempts + 1 < self.settings.max_page_attempts
+                    failed.append(values | {"status": ArticleStatus.failed if retry else ArticleStatus.skipped, "error": page.problem})
                     if page.result.error_kind == "robots" or not page.result.error:
                         stats.pages_skipped += 1
                     else:
                         stats.pages_failed += 1
-                    log.warning("page %s: %s", article.url, page.problem)
+                    log.warning("page %s: %s", row.url, page.problem)
                     continue
                 stats.pages_fetched += 1
-                apply_extraction(article, page.extraction, now, titles.get(article.source))
+                extracted.append(values | extracted_values(row, page.extraction, now, titles.get(row.source)))
+                passages += passage_values(row.id, page.extraction.paragraphs)
+            for rows in (failed, extracted):
+                if rows:
+                    session.execute(update(Article), rows)
+            if passages:
+                session.execute(insert(Passage), passages)
         return stats
+
+
+async def _by_host(
+    items: Sequence[T], url: Callable[[T], str], per_host: int, limit: int, work: Callable[[T], Awaitable[None]]
+) -> None:
+    """``work`` on every item, at most ``limit`` at once and ``per_host`` at once for one host.
+
+    Each host gets its own ``per_host`` workers, so a slow host holds no more places
+    than it can use and the others keep every connection busy; the overall limit keeps
+    what is fetched and waiting (bodies on their way to extraction or the database)
+    bounded, whatever the length of the backlog. A host's items start in their order."""
+    queues: dict[str, deque[T]] = defaultdict(deque)
+    for item in items:
+        queues[urlsplit(url(item)).netloc].append(item)
+    places = asyncio.Semaphore(limit)
+
+    async def worker(queue: deque[T]) -> None:
+        while queue:
+            item = queue.popleft()
+            async with places:
+                await work(item)
+
+    await asyncio.gather(*(worker(queue) for queue in queues.values() for _ in range(min(per_host, len(queue)))))
 
 
 def _manual_feed(session: Session) -> Feed:
@@ -417,26 +470,49 @@ def _manual_feed(session: Session) -> Feed:
     return session.scalars(select(Feed).where(Feed.name == MANUAL)).one()
 
 
-def _capture(kind: str, result: FetchResult, sha: str | None, error: str | None) -> Capture:
-    return Capture(
-        kind=kind, url=result.url, final_url=result.final_url, fetched_at=result.fetched_at, status=result.status,
-        content_type=result.content_type, sha256=sha, size=len(result.body) if result.body is not None else None,
-        error=error,
-    )
+def _capture_values(kind: str, result: FetchResult, sha: str | None, error: str | None) -> dict[str, Any]:
+    return {
+        "kind": kind, "url": result.url, "final_url": result.final_url, "fetched_at": result.fetched_at,
+        "status": result.status, "content_type": result.content_type, "sha256": sha,
+        "size": len(result.body) if result.body is not None else None, "error": error,
+    }
 
 
-def _extraction_pool(processes: int, pages: int) -> Executor | None:
-    """Processes to extract pages on every core while the event loop keeps fetching
-    (extraction is CPU-bound and holds the GIL). None means the loop's thread pool: for a
-    few pages, for ``extract_processes=1``, or where this process may not have children
-    (a daemonic worker process)."""
-    workers = min(processes or os.cpu_count() or 1, pages)
-    if workers < 2 or pages < _POOL_MIN_PAGES:
-        return None
-    pool = process_pool(workers)
-    if pool is None:
-        log.info("extracting in threads: this process is daemonic and may not start extraction processes")
-    return pool
+class _Extractors:
+    """A batch's extraction processes, one per core: extraction is CPU-bound and holds the
+    GIL, so it runs beside the event loop that keeps fetching. They start as soon as the
+    batch is known to bring enough pages, while its feeds are still coming in, so that they
+    are ready for the first page, and stop with the batch. Without them (a few pages,
+    ``extract_processes=1``, a daemonic process that may not have children) pages are
+    extracted in the event loop's threads, one at a time in effect."""
+
+    def __init__(self, processes: int) -> None:
+        self.processes = processes or os.cpu_count() or 1
+        self.pool: Executor | None = None
+        self.count = 1  # pages extracted at once
+        self._decided = False
+
+    def expect(self, pages: int) -> None:
+        """``pages`` pages are coming: start the processes if they are worth it and not yet started."""
+        if self._decided or pages < _POOL_MIN_PAGES or self.processes < 2:
+            return
+        self._decided = True
+        workers = min(self.processes, pages)
+        self.pool = process_pool(workers)
+        if self.pool is None:
+            log.info("extracting in threads: this process is daemonic and may not start extraction processes")
+            return
+        self.count = workers
+        for _ in range(workers):
+            self.pool.submit(_ready)  # starts a process (and its imports) now, not at the first page
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _ready() -> None:
+    """Nothing: the first job of an extraction process, so that it starts before pages arrive."""
 
 
 def extract_body(body: bytes, content_type: str | None, url: str | None) -> tuple[Extraction | None, str | None]:
@@ -455,7 +531,14 @@ def extract_body(body: bytes, content_type: str | None, url: str | None) -> tupl
     return extraction, None
 
 
-def extracted_fields(article: Article, extraction: Extraction, feed_title: str | None) -> dict[str, Any]:
+class _Listed(Protocol):
+    """What the feed said about an article: its page's title and date fall back to these."""
+
+    feed_title: str | None
+    feed_published: datetime | None
+
+
+def extracted_fields(article: _Listed, extraction: Extraction, feed_title: str | None) -> dict[str, Any]:
     """The article's columns that come from its page (the feed's title and date as fallbacks)."""
     precise = extraction.published is not None and not (extraction.published_day_only and article.feed_published)
     return {
@@ -469,15 +552,22 @@ def extracted_fields(article: Article, extraction: Extraction, feed_title: str |
     }
 
 
-def apply_extraction(article: Article, extraction: Extraction, now: datetime, feed_title: str | None) -> None:
-    """Write an extraction into the article: new passages, waiting for deduplication."""
-    for name, value in extracted_fields(article, extraction, feed_title).items():
-        setattr(article, name, value)
-    article.extracted_at = now
-    article.status = ArticleStatus.extracted
-    article.error = None
-    article.duplicate_of_id = None
-    article.passages = [
-        Passage(position=i, text=text, norm_hash=norm_hash(normalize(text)))
-        for i, text in enumerate(extraction.paragraphs)
+def extracted_values(article: _Listed, extraction: Extraction, now: datetime, feed_title: str | None) -> dict[str, Any]:
+    """Every column an extraction sets: the article waits for deduplication."""
+    return extracted_fields(article, extraction, feed_title) | {
+        "extracted_at": now, "status": ArticleStatus.extracted, "error": None, "duplicate_of_id": None,
+    }
+
+
+def passage_values(article_id: int, paragraphs: Sequence[str]) -> list[dict[str, Any]]:
+    return [
+        {"article_id": article_id, "position": i, "text": text, "norm_hash": norm_hash(normalize(text))}
+        for i, text in enumerate(paragraphs)
     ]
+
+
+def apply_extraction(article: Article, extraction: Extraction, now: datetime, feed_title: str | None) -> None:
+    """Write an extraction into a loaded article: new passages, waiting for deduplication."""
+    for name, value in extracted_values(article, extraction, now, feed_title).items():
+        setattr(article, name, value)
+    article.passages = [Passage(**values) for values in passage_values(article.id, extraction.paragraphs)]

@@ -94,7 +94,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     started = datetime.now(timezone.utc)
-    batches = plan(settings)
+    # One process needs no batches: every feed in one, so the connection limits and the
+    # extraction processes are shared by the whole run instead of one batch at a time.
+    feeds = [name for batch in plan(settings) for name in batch]
     columns = (TextColumn("{task.description:<6}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
         tasks = {"feed": progress.add_task("feeds", total=0), "page": progress.add_task("pages", total=0)}
@@ -107,11 +109,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                 progress.update(task, total=(progress.tasks[task].total or 0) + count)
 
         owner = f"cli@{socket.gethostname()}"  # `ingest run` again here takes over what a killed one claimed
-        parts = [ingest_batch(settings, batch, report, ignore_backoff=args.ignore_backoff, owner=owner) for batch in batches]
+        parts = [ingest_batch(settings, feeds, report, ignore_backoff=args.ignore_backoff, owner=owner)]
         parts.append(deduplicate(settings))
     stats = summarize(settings, f"cli__{started:%Y-%m-%dT%H:%M:%S.%f}", parts, started)
     out = Console(soft_wrap=True)
-    out.print(f"ingest run · {len(batches)} batch(es) · {safe_url(settings.db_url)}")
+    out.print(f"ingest run · {len(feeds)} feeds · {safe_url(settings.db_url)}")
     out.print(summary_table(stats))
     if stats["feeds_backing_off"]:
         console.print("some feeds are backing off after errors; `ingest run --ignore-backoff` fetches them now")

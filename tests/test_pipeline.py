@@ -100,3 +100,37 @@ def test_cli_run_stores_the_sample_site_and_a_second_run_changes_nothing(
         last = session.scalars(select(Run).order_by(Run.id.desc())).first()
     assert last is not None
     assert last.stats["feeds_not_modified"] == 4 and last.stats["entries_new"] == 0 and last.stats["articles_stored"] == 0
+
+
+def test_a_batch_keeps_every_host_within_its_limit_and_a_slow_host_holds_no_one_up() -> None:
+    """Pages are scheduled per host: at most ``per_host`` of a host's and ``limit`` in all at
+    once (bodies waiting for extraction stay bounded however long the backlog), each host's
+    in its order, and a host that answers slowly does not keep the others waiting."""
+    import asyncio
+    from collections import Counter
+
+    from ingest.batch import _by_host
+
+    items = [f"http://{host}.test/{n}" for n in range(12) for host in ("slow", "a", "b", "c", "d")]
+    running: Counter[str] = Counter()
+    peaks: Counter[str] = Counter()
+    finished: list[str] = []
+
+    async def work(url: str) -> None:
+        host = url.split("/")[2]
+        running[host] += 1
+        running["all"] += 1
+        peaks[host] = max(peaks[host], running[host])
+        peaks["all"] = max(peaks["all"], running["all"])
+        await asyncio.sleep(0.05 if host == "slow.test" else 0.001)
+        running[host] -= 1
+        running["all"] -= 1
+        finished.append(url)
+
+    asyncio.run(_by_host(items, lambda url: url, 2, 5, work))
+    assert sorted(finished) == sorted(items)
+    assert peaks["all"] == 5 and max(v for k, v in peaks.items() if k != "all") == 2
+    for host in ("slow.test", "a.test"):
+        assert [u for u in finished if host in u] == [u for u in items if host in u]
+    last_fast = max(i for i, url in enumerate(finished) if "slow" not in url)
+    assert sum("slow" in url for url in finished[: last_fast + 1]) <= 4  # the others were done long before
