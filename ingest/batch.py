@@ -17,16 +17,16 @@ import hashlib
 import logging
 import os
 import random
-from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections import Counter, defaultdict, deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import Executor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 from urllib.parse import urlsplit
 
-from sqlalchemy import Engine, and_, insert, or_, select, update
+from sqlalchemy import Engine, Select, and_, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from ingest.archive import RawArchive
@@ -65,6 +65,15 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class _Claim(NamedTuple):
+    """A page this batch holds, to fetch: nobody else fetches it while the claim is fresh."""
+
+    article_id: int
+    url: str
+    obey_robots: bool
+    claimed_at: datetime
+
+
 @dataclass(frozen=True, slots=True)
 class _Page:
     """A fetched page on its way to the database."""
@@ -91,19 +100,25 @@ class BatchRunner:
         self.owner = owner  # who claims pages; the same owner again takes over its own claims
         self.stats = RunStats()
         self.extractors = _Extractors(settings.extract_processes)
+        self._flow: _PerHost[_Claim] | None = None  # pages being fetched, while the batch is at its pages
+        self._claims: list[_Claim] = []  # every claim taken, handed back if the batch fails
+        self._started = _now()
 
     async def run(self, feeds: Sequence[FeedConfig], window: Window | None = None) -> RunStats:
-        """Feeds (or, for a past ``window``, their sitemaps), then the pages they list."""
+        """Feeds (or, for a past ``window``, their sitemaps), and the pages they list. A feed's
+        new pages are claimed as it is recorded and start at once, while other feeds come in."""
         async with Fetcher(self.settings.http, allow_private_networks=self.settings.allow_private_networks) as fetcher:
-            try:
+
+            async def listing() -> None:
                 if window is None:
                     await self._feeds(fetcher, feeds)
                 else:
                     await self._sitemaps(fetcher, feeds, window)
-                if not self.dry_run:
-                    await self._pages(fetcher, [c.name for c in feeds], {c.name for c in feeds if not c.respect_robots})
-            finally:
-                self.extractors.close()
+
+            if self.dry_run:
+                await listing()
+            else:
+                await self._pages(fetcher, [c.name for c in feeds], {c.name for c in feeds if not c.respect_robots}, listing)
         return self.stats
 
     async def run_urls(self, urls: Sequence[str]) -> RunStats:
@@ -112,13 +127,10 @@ class BatchRunner:
             feed = _manual_feed(session)
             canonical = {link: canonicalize_url(link) for link in urls}
             entries = [FeedEntry(key=f"url:{url}", url=url, link=link, title=None, published=None) for link, url in canonical.items()]
-            self.stats.add(self._record_entries(session, feed, ParsedFeed(title=None, entries=entries)))
+            self.stats.add(self._record_entries(session, feed, ParsedFeed(title=None, entries=entries))[0])
         if not self.dry_run:
             async with Fetcher(self.settings.http, allow_private_networks=self.settings.allow_private_networks) as fetcher:
-                try:
-                    await self._pages(fetcher, [MANUAL], set())
-                finally:
-                    self.extractors.close()
+                await self._pages(fetcher, [MANUAL], set())
         return self.stats
 
     def _writing(self) -> AbstractContextManager[Session]:
@@ -142,21 +154,26 @@ class BatchRunner:
             row = rows[config.name]
             result = await fetcher.fetch(config.url, etag=row.etag, last_modified=row.last_modified, accept=FEED_ACCEPT)
             sha = await self._archive(result)
-            self.stats.add(await asyncio.to_thread(self._record_feed, config, result, sha))
+            stats, claims = await asyncio.to_thread(self._record_feed, config, result, sha)
+            self.stats.add(stats)
+            self._enqueue(claims)
             self.progress("feed", 1)
-            if not self.dry_run:
-                self.extractors.expect(self.stats.articles_new)
 
-        await _by_host(due, lambda c: c.url, self.settings.http.per_host_concurrency, self._in_progress(1), one)
+        feeds_flow = _PerHost(lambda c: c.url, self.settings.http.per_host_concurrency, self._in_progress(), one)
+        feeds_flow.add(due)
+        await feeds_flow.wait()
 
     async def _archive(self, result: FetchResult) -> str | None:
         if result.body is None or self.dry_run:
             return None
         return await asyncio.to_thread(self.archive.put, result.body)
 
-    def _record_feed(self, config: FeedConfig, result: FetchResult, sha: str | None) -> RunStats:
-        """Record one feed fetch and its new entries in one transaction (runs in a worker thread)."""
+    def _record_feed(self, config: FeedConfig, result: FetchResult, sha: str | None) -> tuple[RunStats, list[_Claim]]:
+        """Record one feed fetch and its new entries in one transaction (runs in a worker thread),
+        and claim their pages when they are to be fetched now. Pages of a feed that ignores
+        robots.txt wait for the batch's own claim, which knows every feed that lists them."""
         stats = RunStats()
+        claims: list[_Claim] = []
         parsed: ParsedFeed | None = None
         error = result.error
         if result.ok and result.body is not None:
@@ -182,11 +199,15 @@ class BatchRunner:
                 feed.etag, feed.last_modified = result.etag, result.last_modified
                 feed.title = parsed.title or feed.title
                 self._feed_ok(feed, result)
-                stats.add(self._record_entries(session, feed, parsed))
+                entries, new_articles = self._record_entries(session, feed, parsed)
+                stats.add(entries)
+                if self._flow is not None and config.respect_robots and new_articles:
+                    claimed_at, claimed = self._claim_in(session, new_articles)
+                    claims = [_Claim(article_id, url, True, claimed_at) for article_id, url in claimed]
             else:
                 stats.feeds_failed += 1
                 self._feed_failed(feed, result, error or f"HTTP {result.status}")
-        return stats
+        return stats, claims
 
     @staticmethod
     def _feed_ok(feed: Feed, result: FetchResult) -> None:
@@ -213,10 +234,11 @@ class BatchRunner:
         log.warning("feed %s failed (%s); backing off until %s", feed.name, feed.last_error, feed.backoff_until)
 
     @staticmethod
-    def _record_entries(session: Session, feed: Feed, parsed: ParsedFeed) -> RunStats:
+    def _record_entries(session: Session, feed: Feed, parsed: ParsedFeed) -> tuple[RunStats, list[int]]:
         """New entries and their articles; an article already known (from this or another
         feed, through another tracking link) is not created twice. Rows go in sorted by
-        key, so that concurrent workers lock them in the same order."""
+        key, so that concurrent workers lock them in the same order. Returns the counts
+        and the articles created."""
         stats = RunStats()
         now = _now()
         entries = {hashlib.sha1(e.key.encode()).hexdigest(): e for e in parsed.entries if len(e.url) <= _MAX_URL}
@@ -225,7 +247,7 @@ class BatchRunner:
         )
         fresh = {h: e for h, e in sorted(entries.items()) if h not in known}
         if not fresh:
-            return stats
+            return stats, []
         urls = sorted({e.url for e in fresh.values()})
         existing = set(session.scalars(select(Article.url).where(Article.url.in_(urls))))
         first = {}
@@ -257,7 +279,7 @@ class BatchRunner:
         )
         stats.entries_new = len(fresh)
         stats.articles_new = len(set(urls) - existing)
-        return stats
+        return stats, sorted(ids[url] for url in set(urls) - existing)
 
     # --- sitemaps (backfills) ---------------------------------------------
 
@@ -297,7 +319,7 @@ class BatchRunner:
             found = [e for m in maps for e in m.entries if e.published is not None and start <= e.published < end]
             with self._writing() as session:
                 feed = session.scalars(select(Feed).where(Feed.name == config.name)).one()
-                self.stats.add(self._record_entries(session, feed, ParsedFeed(title=None, entries=found)))
+                self.stats.add(self._record_entries(session, feed, ParsedFeed(title=None, entries=found))[0])
             log.info("feed %s: %d articles dated %s to %s in its sitemap", config.name, len(found), start, end)
 
         with_maps = [c for c in feeds if c.sitemap]
@@ -308,87 +330,114 @@ class BatchRunner:
 
     # --- pages -----------------------------------------------------------
 
-    def _claim(self, names: Sequence[str], ignore_robots: set[str]) -> tuple[datetime, list[tuple[int, str, bool]]]:
-        """Claim the pages these feeds list that need fetching: (id, url, obey robots).
+    def _claim(self, names: Sequence[str], ignore_robots: set[str]) -> list[_Claim]:
+        """Claim the pages these feeds list that need fetching.
 
         robots.txt is obeyed unless every feed of the batch that lists the page is in ``ignore_robots``."""
-        now = _now()
-        s = self.settings
         with transaction(self.engine) as session:
             feed_ids = dict(session.execute(select(Feed.id, Feed.name).where(Feed.name.in_(list(names)))).all())
-            takeover = [Article.claimed_at < now - CLAIM_LEASE] + ([Article.claimed_by == self.owner] if self.owner else [])
-            due = or_(
-                Article.status == ArticleStatus.pending,
-                and_(Article.status == ArticleStatus.failed, Article.attempts < s.max_page_attempts),
-                and_(Article.status == ArticleStatus.fetching, or_(*takeover)),
-            )
-            listed = select(Entry.article_id).where(Entry.feed_id.in_(list(feed_ids)))
-            candidates = (
-                select(Article.id).where(Article.id.in_(listed), due).order_by(Article.id).with_for_update(skip_locked=True)
-            )
-            claimed = session.execute(
-                update(Article)
-                .where(Article.id.in_(candidates), due)
-                .values(status=ArticleStatus.fetching, claimed_at=now, claimed_by=self.owner)
-                .returning(Article.id, Article.url)
-            ).all()
+            now, claimed = self._claim_in(session, select(Entry.article_id).where(Entry.feed_id.in_(list(feed_ids))))
             listing: dict[int, set[str]] = {}
             for article_id, feed_id in session.execute(
                 select(Entry.article_id, Entry.feed_id).where(Entry.article_id.in_([a for a, _ in claimed]), Entry.feed_id.in_(list(feed_ids)))
             ):
                 listing.setdefault(article_id, set()).add(feed_ids[feed_id])
-        return now, sorted((a, url, not (listing.get(a) and listing[a] <= ignore_robots)) for a, url in claimed)
+        return sorted(_Claim(a, url, not (listing.get(a) and listing[a] <= ignore_robots), now) for a, url in claimed)
 
-    async def _pages(self, fetcher: Fetcher, names: Sequence[str], ignore_robots: set[str]) -> None:
-        claimed_at, todo = await asyncio.to_thread(self._claim, names, ignore_robots)
-        self.progress("pages", len(todo))
+    def _claim_in(self, session: Session, articles: Select[tuple[int]] | list[int]) -> tuple[datetime, list[tuple[int, str]]]:
+        """Claim those of ``articles`` that need fetching (new, failed with attempts left, or
+        claimed by a worker that died): (id, URL) in id order, and the claim's time."""
+        now = _now()
+        # The owner's own claims are taken over when an earlier run of it left them, never this batch's.
+        mine = [and_(Article.claimed_by == self.owner, Article.claimed_at < self._started)] if self.owner else []
+        takeover = [Article.claimed_at < now - CLAIM_LEASE, *mine]
+        due = or_(
+            Article.status == ArticleStatus.pending,
+            and_(Article.status == ArticleStatus.failed, Article.attempts < self.settings.max_page_attempts),
+            and_(Article.status == ArticleStatus.fetching, or_(*takeover)),
+        )
+        candidates = select(Article.id).where(Article.id.in_(articles), due).order_by(Article.id).with_for_update(skip_locked=True)
+        claimed = session.execute(
+            update(Article)
+            .where(Article.id.in_(candidates), due)
+            .values(status=ArticleStatus.fetching, claimed_at=now, claimed_by=self.owner)
+            .returning(Article.id, Article.url)
+        ).all()
+        return now, sorted((article_id, url) for article_id, url in claimed)
+
+    def _enqueue(self, claims: list[_Claim]) -> None:
+        """Claimed pages join the fetch queues at once."""
+        if not claims or self._flow is None:
+            return
+        self._claims += claims
+        self.progress("pages", len(claims))
+        self.extractors.expect(len(self._claims))
+        self._flow.add(claims)
+
+    async def _pages(
+        self, fetcher: Fetcher, names: Sequence[str], ignore_robots: set[str], listing: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Fetch, archive, extract and write the pages these feeds list, as they are claimed:
+        by ``listing`` (reading the feeds) while it runs, then by the batch's own claim, which
+        also takes what earlier runs left (pages to retry, claims of a worker that died)."""
         done: list[_Page] = []
-        self.extractors.expect(len(todo))
-        pool = self.extractors.pool
         loop = asyncio.get_running_loop()
 
-        async def one(row: tuple[int, str, bool]) -> None:
-            article_id, url, obey_robots = row
-            result = await fetcher.fetch(url, obey_robots=obey_robots, accept=PAGE_ACCEPT)
+        async def one(claim: _Claim) -> None:
+            result = await fetcher.fetch(claim.url, obey_robots=claim.obey_robots, accept=PAGE_ACCEPT)
             sha = await self._archive(result)
             if result.ok and result.body is not None:
-                extraction, problem = await loop.run_in_executor(pool, extract_body, result.body, result.content_type, result.final_url)
+                extraction, problem = await loop.run_in_executor(
+                    self.extractors.pool, extract_body, result.body, result.content_type, result.final_url
+                )
             else:
                 extraction, problem = None, result.error or f"HTTP {result.status}"
-            done.append(_Page(article_id, claimed_at, result, sha, extraction, problem))
+            done.append(_Page(claim.article_id, claim.claimed_at, result, sha, extraction, problem))
             self.progress("page", 1)
             if len(done) >= _WRITE_EVERY:
                 group = done[:]
                 done.clear()
                 self.stats.add(await asyncio.to_thread(self._record_pages, group))
 
+        flow = self._flow = _PerHost(lambda claim: claim.url, self.settings.http.per_host_concurrency, self._in_progress(), one)
         try:
-            await _by_host(todo, lambda row: row[1], self.settings.http.per_host_concurrency, self._in_progress(self.extractors.count), one)
+            if listing is not None:
+                await listing()
+            self._enqueue(await asyncio.to_thread(self._claim, names, ignore_robots))
+            await flow.wait()
             if done:
                 self.stats.add(await asyncio.to_thread(self._record_pages, done))
         except BaseException:
-            await asyncio.to_thread(self._release, claimed_at, [article_id for article_id, _, _ in todo])
+            await flow.cancel()
+            await asyncio.to_thread(self._release, self._claims)
             raise
+        finally:
+            self._flow = None
+            self.extractors.close()
 
-    def _in_progress(self, extractors: int) -> int:
+    def _in_progress(self) -> int:
         """Feeds or pages a batch holds at once, fetched or being fetched: every connection busy,
         and a few bodies ready for each extraction process (more would only wait in memory)."""
-        return 2 * self.settings.http.concurrency + 2 * extractors
+        return 2 * self.settings.http.concurrency + 2 * self.extractors.processes
 
-    def _release(self, claimed_at: datetime, article_ids: list[int]) -> None:
+    def _release(self, claims: list[_Claim]) -> None:
         """Hand back the claims of a batch that failed (the database connection dropped, the
         task was stopped), so that its retry fetches those pages at once instead of after
         CLAIM_LEASE. Pages already written are not ours any more and stay as they are.
         Best effort: when the database itself is gone, the lease still frees them."""
+        by_time: dict[datetime, list[int]] = defaultdict(list)
+        for claim in claims:
+            by_time[claim.claimed_at].append(claim.article_id)
         try:
             with transaction(self.engine) as session:
-                session.execute(
-                    update(Article)
-                    .where(Article.id.in_(article_ids), Article.status == ArticleStatus.fetching, Article.claimed_at == claimed_at)
-                    .values(status=ArticleStatus.pending, claimed_at=None, claimed_by=None)
-                )
+                for claimed_at, article_ids in by_time.items():
+                    session.execute(
+                        update(Article)
+                        .where(Article.id.in_(article_ids), Article.status == ArticleStatus.fetching, Article.claimed_at == claimed_at)
+                        .values(status=ArticleStatus.pending, claimed_at=None, claimed_by=None)
+                    )
         except Exception:
-            log.warning("could not hand back %d page claims; they are taken over after %s", len(article_ids), CLAIM_LEASE, exc_info=True)
+            log.warning("could not hand back %d page claims; they are taken over after %s", len(claims), CLAIM_LEASE, exc_info=True)
 
     def _record_pages(self, pages: list[_Page]) -> RunStats:
         """Write a group of page results in one transaction (runs in a worker thread).
@@ -441,27 +490,60 @@ class BatchRunner:
         return stats
 
 
-async def _by_host(
-    items: Sequence[T], url: Callable[[T], str], per_host: int, limit: int, work: Callable[[T], Awaitable[None]]
-) -> None:
-    """``work`` on every item, at most ``limit`` at once and ``per_host`` at once for one host.
+class _PerHost(Generic[T]):
+    """Runs ``work`` on items added at any time, at most ``limit`` at once and ``per_host``
+    at once for one host.
 
-    Each host gets its own ``per_host`` workers, so a slow host holds no more places
-    than it can use and the others keep every connection busy; the overall limit keeps
-    what is fetched and waiting (bodies on their way to extraction or the database)
-    bounded, whatever the length of the backlog. A host's items start in their order."""
-    queues: dict[str, deque[T]] = defaultdict(deque)
-    for item in items:
-        queues[urlsplit(url(item)).netloc].append(item)
-    places = asyncio.Semaphore(limit)
+    Each host gets its own workers (no more than ``per_host``), so a slow host holds no
+    more places than it can use and the others keep every connection busy; the overall
+    limit keeps what is fetched and waiting (bodies on their way to extraction or the
+    database) bounded, whatever the length of the backlog. A host's items start in order."""
 
-    async def worker(queue: deque[T]) -> None:
-        while queue:
-            item = queue.popleft()
-            async with places:
-                await work(item)
+    def __init__(self, url: Callable[[T], str], per_host: int, limit: int, work: Callable[[T], Awaitable[None]]) -> None:
+        self._url = url
+        self._per_host = per_host
+        self._work = work
+        self._places = asyncio.Semaphore(limit)
+        self._queues: dict[str, deque[T]] = defaultdict(deque)
+        self._workers: Counter[str] = Counter()
+        self._tasks: set[asyncio.Task[None]] = set()
 
-    await asyncio.gather(*(worker(queue) for queue in queues.values() for _ in range(min(per_host, len(queue)))))
+    def add(self, items: Iterable[T]) -> None:
+        hosts = set()
+        for item in items:
+            host = urlsplit(self._url(item)).netloc
+            self._queues[host].append(item)
+            hosts.add(host)
+        for host in hosts:
+            while self._workers[host] < min(self._per_host, len(self._queues[host])):
+                self._workers[host] += 1
+                self._tasks.add(asyncio.create_task(self._worker(host)))
+
+    async def _worker(self, host: str) -> None:
+        queue = self._queues[host]
+        try:
+            while queue:
+                item = queue.popleft()
+                async with self._places:
+                    await self._work(item)
+        finally:
+            self._workers[host] -= 1
+
+    async def wait(self) -> None:
+        """Until every item is done, those added meanwhile too; the first failure stops the rest and is raised."""
+        while self._tasks:
+            done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
+            self._tasks -= done
+            failed = next((task for task in done if not task.cancelled() and task.exception() is not None), None)
+            if failed is not None:
+                await self.cancel()
+                raise failed.exception()  # type: ignore[misc]
+
+    async def cancel(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
 
 
 def _manual_feed(session: Session) -> Feed:

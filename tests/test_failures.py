@@ -223,7 +223,7 @@ def test_a_killed_owner_takes_its_claims_back_at_once_and_nobody_else_does(serve
     plan(settings)
     assert ingest_batch(settings, ["local"])["pages_failed"] == 1  # due again at the next run
     killed = BatchRunner(settings, open_store(settings.db_url), owner="run-1/ingest_batch/0")
-    assert [url for _, url, _ in killed._claim(["local"], set())[1]] == [server.url("/story")]  # ... and dies here
+    assert [claim.url for claim in killed._claim(["local"], set())] == [server.url("/story")]  # ... and dies here
 
     assert ingest_batch(settings, ["local"], owner="run-2/ingest_batch/0").get("pages_fetched", 0) == 0
     assert ingest_batch(settings, ["local"], owner="run-1/ingest_batch/0")["pages_fetched"] == 1

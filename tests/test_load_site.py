@@ -68,3 +68,14 @@ def test_a_run_stores_every_article_and_links_the_syndicated_copies(site: LoadSi
     assert copies, "the seed should give some syndicated copies"
     assert {u: row["duplicate_of"] for u, row in stored.items() if row["duplicate_of"]} == copies
     assert all(row["text"] for row in stored.values())
+
+
+def test_a_run_fetches_each_page_once_while_its_feeds_are_still_coming_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A feed's pages are claimed and fetched as soon as it is recorded; the batch's own claim
+    afterwards (for retries and what earlier runs left) must not take them a second time."""
+    monkeypatch.setenv("INGEST_ALLOW_PRIVATE_NETWORKS", "1")
+    monkeypatch.setenv("INGEST_RAW_STORE", str(tmp_path / "raw"))
+    with serve(build(LoadConfig(hosts=3, feeds_per_host=2, articles=30, latency=0.2), STORIES)) as slow:
+        feeds = slow.write_feeds_file(tmp_path / "feeds.yaml")
+        assert ingest(["run", "--feeds", str(feeds), "--db", f"sqlite:///{tmp_path / 'news.db'}"]) == 0
+        assert slow.counts["html"] == 30

@@ -109,7 +109,7 @@ def test_a_batch_keeps_every_host_within_its_limit_and_a_slow_host_holds_no_one_
     import asyncio
     from collections import Counter
 
-    from ingest.batch import _by_host
+    from ingest.batch import _PerHost
 
     items = [f"http://{host}.test/{n}" for n in range(12) for host in ("slow", "a", "b", "c", "d")]
     running: Counter[str] = Counter()
@@ -127,7 +127,14 @@ def test_a_batch_keeps_every_host_within_its_limit_and_a_slow_host_holds_no_one_
         running["all"] -= 1
         finished.append(url)
 
-    asyncio.run(_by_host(items, lambda url: url, 2, 5, work))
+    async def run() -> None:
+        flow = _PerHost(lambda url: url, 2, 5, work)
+        flow.add(items[:10])
+        await asyncio.sleep(0.01)
+        flow.add(items[10:])  # pages claimed while others are being fetched
+        await flow.wait()
+
+    asyncio.run(run())
     assert sorted(finished) == sorted(items)
     assert peaks["all"] == 5 and max(v for k, v in peaks.items() if k != "all") == 2
     for host in ("slow.test", "a.test"):
