@@ -263,8 +263,7 @@ class Deduplicator:
                 [{"id": pid, "duplicate_of_id": o.passage_id, "similarity": round(sim, 4)} for pid, (o, sim) in sorted(matches.items())],
             )
         stats.duplicate_passages = len(matches)
-        templates = self._templates(same_site) if same_site else set()
-        stats.template_passages = len(templates)
+        templates, stats.template_passages = self._templates(same_site) if same_site else (set(), 0)
         duplicates, article_keys = self._article_duplicates(docs, matches, templates)
         stats.duplicate_articles = len(duplicates)
         self._store(docs, duplicates, np.unique(np.concatenate(new_keys)), article_keys)
@@ -289,9 +288,11 @@ class Deduplicator:
             alone[np.flatnonzero(near)] &= ~shared.reshape(-1, keys.shape[1]).any(axis=1)
         return alone
 
-    def _templates(self, originals: set[int]) -> set[int]:
+    def _templates(self, originals: set[int]) -> tuple[set[int], int]:
         """Flag, for each first appearance, the copies one site repeats at the edges of
-        ``template_min_articles`` or more of its articles; return the flagged passage ids."""
+        ``template_min_articles`` or more of its articles; return the passage ids that are
+        template text and how many of them were not flagged before (earlier batches flagged
+        the others, and counting them again made the run's total several times too high)."""
         rows: list[tuple[int, int | None, int, int, str, str | None]] = []
         for chunk in _chunks(sorted(originals)):
             rows += self.session.execute(
@@ -316,12 +317,15 @@ class Deduplicator:
             edges = sum(at_edge for _, _, at_edge in copies)
             if len(articles) >= self.settings.template_min_articles and edges >= _AT_EDGES * len(copies):
                 flagged.update(passage_id for passage_id, _, _ in copies)
-        if flagged:
-            self.session.execute(
-                update(Passage).where(among(self.session, Passage.id, sorted(flagged))).values(template=True),
-                execution_options={"synchronize_session": False},
-            )
-        return flagged
+        if not flagged:
+            return flagged, 0
+        newly = self.session.execute(
+            update(Passage)
+            .where(among(self.session, Passage.id, sorted(flagged)), Passage.template.is_(False))
+            .values(template=True),
+            execution_options={"synchronize_session": False},
+        )
+        return flagged, newly.rowcount  # type: ignore[attr-defined]
 
     def _article_duplicates(
         self, docs: Sequence[_Doc], matches: dict[int, tuple[_Original, float]], templates: set[int]
@@ -468,15 +472,15 @@ def _load(session: Session, batch_size: int) -> list[_Doc]:
     return [_Doc(a.id, site_of(a.url, a.site_name), passages[a.id]) for a in articles]
 
 
-def deduplicate_pending(engine: Engine, settings: DedupSettings, batch_size: int = 2000) -> DedupStats:
-    """Deduplicate every extracted article, one locked transaction per batch."""
+def deduplicate_pending(engine: Engine, settings: DedupSettings) -> DedupStats:
+    """Deduplicate every extracted article, one locked transaction per ``batch_articles``."""
     total = DedupStats()
     while True:
         with transaction(engine) as session:
             lock(session, "ingest-dedup")
             deduplicator = Deduplicator(session, settings)
             check_index_params(session, deduplicator.sketcher)
-            docs = _load(session, batch_size)
+            docs = _load(session, settings.batch_articles)
             if not docs:
                 return total
             total.add(deduplicator.process(docs))

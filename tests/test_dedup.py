@@ -198,6 +198,16 @@ def test_a_bio_one_site_repeats_is_template_text(engine: Engine) -> None:
         assert duplicate_of(engine, f"https://harbor.example/{n}") is None
 
 
+def test_template_passages_are_counted_once_across_batches(engine: Engine) -> None:
+    """Each batch flags every copy of a template again; the run counts only new flags."""
+    fourth = ["The council approved 41 million dollars for road repairs over three years, starting with the bridges."]
+    for n, story in enumerate([*STORIES, fourth]):
+        add(engine, f"https://harbor.example/{n}", [*story, BIO], published=T0 + timedelta(hours=n))
+    stats = deduplicate_pending(engine, SETTINGS.model_copy(update={"batch_articles": 1}))
+    assert stats.template_passages == 4
+    assert [template_flags(engine, f"https://harbor.example/{n}")[-1] for n in range(4)] == [True] * 4
+
+
 def test_the_same_passage_on_three_sites_is_not_a_template(engine: Engine) -> None:
     for n, story in enumerate(STORIES):
         add(engine, f"https://site{n}.example/story", [*story, BIO], published=T0 + timedelta(hours=n))
