@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from ingest.archive import RawArchive
 from ingest.counts import RunStats
-from ingest.db import rolled_back, transaction
+from ingest.db import among, rolled_back, transaction
 from ingest.extract import Extraction, decode_html, extract_page
 from ingest.feeds import FeedEntry, FeedParseError, ParsedFeed, parse_feed
 from ingest.http import FetchResult, Fetcher
@@ -433,7 +433,7 @@ class BatchRunner:
                 for claimed_at, article_ids in by_time.items():
                     session.execute(
                         update(Article)
-                        .where(Article.id.in_(article_ids), Article.status == ArticleStatus.fetching, Article.claimed_at == claimed_at)
+                        .where(among(session, Article.id, article_ids), Article.status == ArticleStatus.fetching, Article.claimed_at == claimed_at)
                         .values(status=ArticleStatus.pending, claimed_at=None, claimed_by=None)
                     )
         except Exception:
@@ -571,7 +571,6 @@ class _Extractors:
     def __init__(self, processes: int) -> None:
         self.processes = processes or os.cpu_count() or 1
         self.pool: Executor | None = None
-        self.count = 1  # pages extracted at once
         self._decided = False
 
     def expect(self, pages: int) -> None:
@@ -584,7 +583,6 @@ class _Extractors:
         if self.pool is None:
             log.info("extracting in threads: this process is daemonic and may not start extraction processes")
             return
-        self.count = workers
         for _ in range(workers):
             self.pool.submit(_ready)  # starts a process (and its imports) now, not at the first page
 

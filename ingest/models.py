@@ -141,7 +141,6 @@ class Article(Base):
     duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id"), index=True)
     duplicate_share: Mapped[float | None] = mapped_column(Float)
 
-    capture: Mapped[Capture | None] = relationship()
     duplicate_of: Mapped[Article | None] = relationship(remote_side=[id])
     passages: Mapped[list[Passage]] = relationship(
         back_populates="article", order_by="Passage.position", cascade="all, delete-orphan"

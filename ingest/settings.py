@@ -30,7 +30,7 @@ class HttpSettings(BaseModel):
     retries: int = Field(2, ge=0, description="extra attempts after a 429, a 5xx or a network error")
     retry_backoff: float = Field(1.0, ge=0, description="first back-off in seconds; doubles each attempt")
     max_retry_wait: float = Field(30.0, ge=0, description="longest Retry-After honoured inside one fetch")
-    concurrency: int = Field(64, ge=1, description="requests in flight across all hosts (politeness is per_host_concurrency)")
+    concurrency: int = Field(64, ge=1, description="requests in flight per batch, across all hosts (politeness is per_host_concurrency)")
     per_host_concurrency: int = Field(2, ge=1, description="requests in flight to one host")
     robots_ttl: float = Field(3600.0, ge=0, description="seconds a robots.txt stays cached")
     max_crawl_delay: float = Field(30.0, ge=0, description="longest robots.txt Crawl-delay honoured between requests to one host")
