@@ -112,6 +112,9 @@ def reading(engine: Engine) -> Iterator[Session]:
         yield session
 
 
+AMONG_CHUNK = 20_000  # values per ``among`` lookup: large statements, bounded memory
+
+
 def among(session: Session, column: ColumnElement[int], values: Sequence[int]) -> ColumnElement[bool]:
     """``column IN (values)`` bound as one parameter (a JSON array on SQLite, an array on
     PostgreSQL): thousands of values without thousands of bind parameters to render."""

@@ -29,6 +29,7 @@ matching do not count.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -38,18 +39,18 @@ import numpy as np
 from sqlalchemy import Engine, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from ingest.band_index import ARTICLES, PASSAGES, Postings
 from ingest.counts import Counts
-from ingest.db import among, lock, transaction
+from ingest.db import AMONG_CHUNK, among, lock, transaction
 from ingest.errors import UserError
 from ingest.minhash import Sketcher
-from ingest.models import Article, ArticleKey, ArticleStatus, IndexMeta, LshKey, Passage
+from ingest.models import Article, ArticleStatus, IndexMeta, Passage
 from ingest.passages import jaccard, normalize
 from ingest.settings import DedupSettings
 from ingest.urls import host_of
 
 MAX_CANDIDATES = 50  # verified per passage, most shared bands first
 _CHUNK = 500  # values per IN (...) list (bound as one JSON or array parameter: one statement text, whatever the length)
-_KEY_CHUNK = 20_000  # band keys per lookup
 _HEAD, _FOOT = 2, 3  # template text sits among an article's first two or last three passages
 _AT_EDGES = 0.75  # share of a template's copies that must sit there
 _SHORTLIST = 3  # candidate articles compared exactly per article
@@ -75,15 +76,23 @@ class DedupStats(Counts):
     template_passages: int = 0
 
 
+Home = tuple[str, str | None]  # an article's URL and declared site name
+
+
 @dataclass
 class _Original:
     """A first appearance: stored earlier, or decided earlier in this batch."""
 
     passage_id: int
     article_id: int
-    site: Site
-    text: str
+    home: Home
+    text: str = ""  # read for near matching only: an exact match needs no text
     shingles: np.ndarray | None = field(default=None, repr=False)
+
+    @functools.cached_property
+    def site(self) -> Site:
+        """Computed only for the few originals that match (most candidates do not)."""
+        return site_of(*self.home)
 
 
 @dataclass
@@ -91,6 +100,7 @@ class _Doc:
     """An article of the batch: its passages in order (id, text, norm_hash)."""
 
     id: int
+    home: Home
     site: Site
     passages: list[tuple[int, str, int]]
 
@@ -123,17 +133,6 @@ def _index_rows(keys: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return (keys.astype(np.int64).ravel() << np.int64(32)) | np.repeat(ids, keys.shape[1])
 
 
-def _insert_keys(session: Session, table: str, column: str, rows: list[tuple[int, int]]) -> None:
-    """Band keys in bulk, straight to the driver: COPY on PostgreSQL, executemany on SQLite."""
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        with connection.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
-            with cursor.copy(f"COPY {table} (key, {column}) FROM STDIN") as copy:
-                copy.write("".join(f"{key}\t{value}\n" for key, value in rows))
-    else:
-        connection.exec_driver_sql(f"INSERT INTO {table} (key, {column}) VALUES (?, ?)", rows)
-
-
 class Deduplicator:
     def __init__(self, session: Session, settings: DedupSettings) -> None:
         self.session = session
@@ -145,50 +144,45 @@ class Deduplicator:
     def _stored_exact(self, hashes: Iterable[int]) -> dict[int, _Original]:
         """Stored first appearances with the same normal form. Each query reads one
         table by one index: plans that stay right however stale the statistics."""
-        rows: list[tuple[int, int, int, str]] = []
-        for chunk in _chunks(sorted(set(hashes)), _KEY_CHUNK):
+        rows: list[tuple[int, int, int]] = []
+        for chunk in _chunks(sorted(set(hashes)), AMONG_CHUNK):
             # Copies are left out in SQL (a template line has as many stored copies as the
             # site has articles: loading them all made memory grow with the backlog), but by
             # an expression no index serves: "IS NULL" holds for most rows and could lure a
             # planner without statistics off the norm_hash index. Ids start at 1.
             rows += self.session.execute(
-                select(Passage.norm_hash, Passage.id, Passage.article_id, Passage.text)
+                select(Passage.norm_hash, Passage.id, Passage.article_id)
                 .where(among(self.session, Passage.norm_hash, chunk), func.coalesce(Passage.duplicate_of_id, 0) == 0)
             ).all()
-        sites = self._stored_sites({row[2] for row in rows})
+        homes = self._stored_homes({row[2] for row in rows})
         found: dict[int, _Original] = {}
-        for norm_hash, passage_id, article_id, text in sorted(rows, key=lambda row: row[1]):
-            if article_id in sites:
-                found.setdefault(norm_hash, _Original(passage_id, article_id, sites[article_id], text))
+        for norm_hash, passage_id, article_id in sorted(rows, key=lambda row: row[1]):
+            if article_id in homes:
+                found.setdefault(norm_hash, _Original(passage_id, article_id, homes[article_id]))
         return found
 
-    def _stored_candidates(self, keys: np.ndarray) -> dict[int, list[_Original]]:
+    def _stored_candidates(self, keys: np.ndarray) -> tuple[Postings, dict[int, _Original]]:
         """Stored first appearances sharing a band key: keys first (the index alone), then
         the few passages they name, then their articles."""
-        hits: dict[int, list[int]] = defaultdict(list)
-        for chunk in _chunks(np.unique(keys).tolist(), _KEY_CHUNK):
-            for key, passage_id in self.session.execute(select(LshKey.key, LshKey.passage_id).where(among(self.session, LshKey.key, chunk))):
-                hits[key].append(passage_id)
+        hits = PASSAGES.lookup(self.session, keys)
         rows: list[tuple[int, int, str]] = []
-        for chunk in _chunks(sorted({p for ids in hits.values() for p in ids}), _KEY_CHUNK):
+        for chunk in _chunks(np.unique(hits.ids).tolist(), AMONG_CHUNK):
             rows += self.session.execute(
                 select(Passage.id, Passage.article_id, Passage.text).where(among(self.session, Passage.id, chunk))
             ).all()
-        sites = self._stored_sites({article_id for _id, article_id, _t in rows})
-        by_id = {pid: _Original(pid, article_id, sites[article_id], text) for pid, article_id, text in rows if article_id in sites}
-        return defaultdict(list, {key: [by_id[p] for p in ids if p in by_id] for key, ids in hits.items()})
+        homes = self._stored_homes({article_id for _id, article_id, _t in rows})
+        by_id = {pid: _Original(pid, article_id, homes[article_id], text) for pid, article_id, text in rows if article_id in homes}
+        return hits.kept(np.fromiter(by_id, dtype=np.int64, count=len(by_id))), by_id
 
-    def _stored_sites(self, article_ids: set[int]) -> dict[int, Site]:
-        """Site of each of these articles that is stored (deduplicated)."""
-        sites: dict[int, Site] = {}
-        for chunk in _chunks(sorted(article_ids), _KEY_CHUNK):
-            for article_id, url, site_name in self.session.execute(
-                select(Article.id, Article.url, Article.site_name).where(
-                    among(self.session, Article.id, chunk), Article.status == ArticleStatus.stored
-                )
-            ):
-                sites[article_id] = site_of(url, site_name)
-        return sites
+    def _stored_homes(self, article_ids: set[int]) -> dict[int, Home]:
+        """URL and site name of each of these articles that is stored (deduplicated)."""
+        homes: dict[int, Home] = {}
+        for chunk in _chunks(sorted(article_ids), AMONG_CHUNK):
+            rows = self.session.execute(
+                select(Article.id, Article.url, Article.site_name).where(among(self.session, Article.id, chunk), Article.status == ArticleStatus.stored)
+            ).all()
+            homes.update((article_id, (url, site_name)) for article_id, url, site_name in rows)
+        return homes
 
     def _shingle(self, originals: list[_Original]) -> None:
         """Shingles of stored first appearances, for exact verification: one batch."""
@@ -223,14 +217,14 @@ class Deduplicator:
         keys = self.sketcher.band_keys(self.sketcher.signatures(bounds, hashes))
 
         exact = self._stored_exact(h for _doc, _id, _text, h in passages)
-        by_key = self._stored_candidates(keys[near])
-        originals = {o.passage_id: o for key_list in by_key.values() for o in key_list}
+        stored, originals = self._stored_candidates(keys[near])
+        new_by_key: dict[int, list[int]] = defaultdict(list)  # first appearances of this batch
         self._shingle(list(originals.values()))
         matches: dict[int, tuple[_Original, float]] = {}  # passage id → first appearance, similarity
         same_site: set[int] = set()  # first appearances repeated on their own site in this batch
         stats = DedupStats(passages_stored=len(passages))
         ids = np.fromiter((pid for _doc, pid, _t, _h in passages), dtype=np.int64, count=len(passages))
-        alone = self._alone(passages, keys, near, exact, by_key)
+        alone = self._alone(passages, keys, near, exact, stored.keys)
         new_keys = [_index_rows(keys[alone & near], ids[alone & near])]
 
         # Passages that share nothing with the index or the rest of the batch are first
@@ -242,19 +236,19 @@ class Deduplicator:
             if norm_hash in exact:
                 match = (exact[norm_hash], 1.0)
             elif near[index]:
-                found = [o.passage_id for key in keys[index].tolist() if key in by_key for o in by_key[key]]
+                found = stored.under(keys[index]) + [p for key in keys[index].tolist() for p in new_by_key.get(key, ())]
                 match = self._best_match(own, Counter(found), originals) if found else None
             if match is not None:
                 matches[passage_id] = match
                 if match[0].site == doc.site and match[0].article_id != doc.id:
                     same_site.add(match[0].passage_id)
                 continue
-            original = _Original(passage_id, doc.id, doc.site, text, own)
+            original = _Original(passage_id, doc.id, doc.home, text, own)
             exact.setdefault(norm_hash, original)
             originals[passage_id] = original
             if near[index]:
                 for key in keys[index].tolist():
-                    by_key[key].append(original)
+                    new_by_key[key].append(passage_id)
                 new_keys.append(_index_rows(keys[index : index + 1], ids[index : index + 1]))
 
         if matches:  # ORM bulk UPDATE by primary key: one executemany
@@ -264,7 +258,8 @@ class Deduplicator:
             )
         stats.duplicate_passages = len(matches)
         templates, stats.template_passages = self._templates(same_site) if same_site else (set(), 0)
-        duplicates, article_keys = self._article_duplicates(docs, matches, templates)
+        normal_forms = {pid: form for (_doc, pid, _text, _hash), form in zip(passages, normalized)}
+        duplicates, article_keys = self._article_duplicates(docs, normal_forms, matches, templates)
         stats.duplicate_articles = len(duplicates)
         self._store(docs, duplicates, np.unique(np.concatenate(new_keys)), article_keys)
         stats.articles_stored = len(docs)
@@ -273,7 +268,7 @@ class Deduplicator:
     @staticmethod
     def _alone(
         passages: list[tuple[_Doc, int, str, int]], keys: np.ndarray, near: np.ndarray,
-        exact: dict[int, _Original], by_key: dict[int, list[_Original]],
+        exact: dict[int, _Original], stored_keys: np.ndarray,
     ) -> np.ndarray:
         """Passages sharing no band key and no normal form with the index or with another
         passage of the batch: most of a batch, settled without a Python step per key."""
@@ -282,9 +277,8 @@ class Deduplicator:
         alone = np.isin(hashes, list(exact), invert=True) & (counts[np.searchsorted(values, hashes)] == 1)
         flat = keys[near].ravel()
         if flat.size:
-            stored = np.fromiter(by_key, dtype=np.int64, count=len(by_key))
             values, counts = np.unique(flat, return_counts=True)
-            shared = np.isin(flat, stored) | (counts[np.searchsorted(values, flat)] > 1)
+            shared = np.isin(flat, stored_keys) | (counts[np.searchsorted(values, flat)] > 1)
             alone[np.flatnonzero(near)] &= ~shared.reshape(-1, keys.shape[1]).any(axis=1)
         return alone
 
@@ -328,10 +322,10 @@ class Deduplicator:
         return flagged, newly.rowcount  # type: ignore[attr-defined]
 
     def _article_duplicates(
-        self, docs: Sequence[_Doc], matches: dict[int, tuple[_Original, float]], templates: set[int]
-    ) -> tuple[dict[int, tuple[int, float]], list[tuple[int, int]]]:
+        self, docs: Sequence[_Doc], normalized: dict[int, str], matches: dict[int, tuple[_Original, float]], templates: set[int]
+    ) -> tuple[dict[int, tuple[int, float]], np.ndarray]:
         """article id → (earlier article it duplicates, similarity); and the article index
-        rows of the batch's articles that are no one's copy.
+        rows (``_index_rows``) of the batch's articles that are no one's copy.
 
         Candidates come two ways. Whole texts have MinHash band keys of their own
         (``article_keys``), so a copy is found however its paragraphs were split, merged
@@ -341,24 +335,26 @@ class Deduplicator:
         tables do. The best few are compared exactly: the Jaccard similarity of the two
         texts' shingles, templates left out, must reach ``article_threshold``."""
         order = {doc.id: n for n, doc in enumerate(docs)}
-        texts = {doc.id: [text for pid, text, _h in doc.passages if pid not in templates] for doc in docs}
-        bounds, hashes = self.sketcher.shingles([" ".join(normalize(p) for p in texts[doc.id]) for doc in docs])
+        bounds, hashes = self.sketcher.shingles(
+            [" ".join(normalized[pid] for pid, _text, _h in doc.passages if pid not in templates) for doc in docs]
+        )
         article_shingles = {doc.id: hashes[bounds[n] : bounds[n + 1]] for n, doc in enumerate(docs)}
         keys = self.sketcher.band_keys(self.sketcher.signatures(bounds, hashes))
-        hits = self._stored_articles(keys)
+        stored = ARTICLES.lookup(self.session, keys)
         shortlist = self._shared_classes(docs, matches, templates)
-        for n, doc in enumerate(docs):  # articles of the batch, earlier ones first, meet through their keys too
+        batch: dict[int, list[int]] = defaultdict(list)  # articles of the batch, earlier ones first, meet through their keys too
+        for n, doc in enumerate(docs):
+            found = stored.under(keys[n]) + [other for key in keys[n].tolist() for other in batch[key]]
+            if found:
+                shortlist.setdefault(doc.id, Counter()).update(found)
             for key in keys[n].tolist():
-                for other in hits.get(key, ()):
-                    if other != doc.id and order.get(other, -1) < n:
-                        shortlist.setdefault(doc.id, Counter())[other] += 1
-                hits.setdefault(key, []).append(doc.id)
+                batch[key].append(doc.id)
         # Only the best few candidates of each article are compared, so only their texts are
         # read: a story copied hundreds of times in the backlog must not bring every copy
         # into memory (peak memory stays flat however long the candidate lists grow).
         best = {doc_id: [a for a, _weight in candidates.most_common(_SHORTLIST)] for doc_id, candidates in shortlist.items()}
         others = sorted({a for candidates in best.values() for a in candidates} - set(order))
-        texts.update(self._texts(set(others)))
+        texts = self._texts(set(others))
         bounds, hashes = self.sketcher.shingles([" ".join(normalize(p) for p in texts.get(a, [])) for a in others])
         article_shingles.update({a: hashes[bounds[n] : bounds[n + 1]] for n, a in enumerate(others)})
         found: dict[int, tuple[int, float]] = {}
@@ -368,8 +364,8 @@ class Deduplicator:
             similarity, source = max(scored, key=lambda item: (item[0], -item[1]))
             if own.size and similarity >= self.settings.article_threshold:
                 found[doc_id] = (source, round(similarity, 4))
-        rows = [(key, doc.id) for n, doc in enumerate(docs) if doc.id not in found and article_shingles[doc.id].size for key in set(keys[n].tolist())]
-        return found, rows
+        indexed = [n for n, doc in enumerate(docs) if doc.id not in found and article_shingles[doc.id].size]
+        return found, _index_rows(keys[indexed], np.asarray([docs[n].id for n in indexed], dtype=np.int64))
 
     def _shared_classes(
         self, docs: Sequence[_Doc], matches: dict[int, tuple[_Original, float]], templates: set[int]
@@ -393,16 +389,6 @@ class Deduplicator:
             if eligible:
                 shortlist[doc.id] = eligible
         return shortlist
-
-    def _stored_articles(self, keys: np.ndarray) -> dict[int, list[int]]:
-        """Stored articles sharing a band key of a whole text."""
-        hits: dict[int, list[int]] = defaultdict(list)
-        for chunk in _chunks(np.unique(keys).tolist(), _KEY_CHUNK):
-            for key, article_id in self.session.execute(
-                select(ArticleKey.key, ArticleKey.article_id).where(among(self.session, ArticleKey.key, chunk))
-            ):
-                hits[key].append(article_id)
-        return hits
 
     def _texts(self, article_ids: set[int]) -> dict[int, list[str]]:
         """Each article's passages in order, templates left out."""
@@ -429,7 +415,7 @@ class Deduplicator:
         return holders
 
     def _store(
-        self, docs: Sequence[_Doc], duplicates: dict[int, tuple[int, float]], new_keys: np.ndarray, article_keys: list[tuple[int, int]]
+        self, docs: Sequence[_Doc], duplicates: dict[int, tuple[int, float]], new_keys: np.ndarray, article_keys: np.ndarray
     ) -> None:
         now = datetime.now(timezone.utc)
         for chunk in _chunks([doc.id for doc in docs]):
@@ -442,11 +428,8 @@ class Deduplicator:
                 update(Article),
                 [{"id": aid, "duplicate_of_id": source, "duplicate_share": share} for aid, (source, share) in sorted(duplicates.items())],
             )
-        if new_keys.size:  # sorted by key (np.unique): the B-tree takes them page by page
-            rows = list(zip((new_keys >> np.int64(32)).tolist(), (new_keys & np.int64(0xFFFFFFFF)).tolist()))
-            _insert_keys(self.session, "lsh_keys", "passage_id", rows)
-        if article_keys:
-            _insert_keys(self.session, "article_keys", "article_id", sorted(article_keys))
+        PASSAGES.add(self.session, new_keys)
+        ARTICLES.add(self.session, np.unique(article_keys))
 
 
 def _order() -> tuple:
@@ -469,7 +452,7 @@ def _load(session: Session, batch_size: int) -> list[_Doc]:
             .order_by(Passage.article_id, Passage.position)
         ):
             passages[article_id].append((pid, text, norm_hash))
-    return [_Doc(a.id, site_of(a.url, a.site_name), passages[a.id]) for a in articles]
+    return [_Doc(a.id, (a.url, a.site_name), site_of(a.url, a.site_name), passages[a.id]) for a in articles]
 
 
 def deduplicate_pending(engine: Engine, settings: DedupSettings) -> DedupStats:

@@ -4,7 +4,8 @@ Data moves through the tables in pipeline order: a ``Feed`` yields ``Entry``
 rows; each entry points at one ``Article`` (one per canonical URL); a page
 fetch is recorded as a ``Capture`` of raw bytes in the archive; extraction
 writes the article's ``Passage`` rows; deduplication links each passage to
-its first appearance and indexes first appearances in ``LshKey``.
+its first appearance and indexes first appearances in ``LshKey``
+(``ingest.band_index``).
 """
 
 from __future__ import annotations
@@ -189,9 +190,20 @@ class LshKey(Base):
     32-bit keys (a false candidate is rare at a million passages and is verified
     away anyway) in a table without rowid on SQLite: the index is the table. No
     foreign key: checking one per row would cost more than the insert itself, and
-    only deduplication writes (and removes) these rows."""
+    only deduplication writes (and removes) these rows. New keys go to
+    ``RecentLshKey`` first and are merged here in key order (``ingest.band_index``)."""
 
     __tablename__ = "lsh_keys"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    key: Mapped[int] = mapped_column(Integer, primary_key=True)
+    passage_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
+class RecentLshKey(Base):
+    """``LshKey`` rows written since the last merge: a small table, cheap to insert into."""
+
+    __tablename__ = "recent_lsh_keys"
     __table_args__ = {"sqlite_with_rowid": False}
 
     key: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -203,6 +215,16 @@ class ArticleKey(Base):
     copies however their paragraphs were split, merged or wrapped."""
 
     __tablename__ = "article_keys"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    key: Mapped[int] = mapped_column(Integer, primary_key=True)
+    article_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
+class RecentArticleKey(Base):
+    """``ArticleKey`` rows written since the last merge."""
+
+    __tablename__ = "recent_article_keys"
     __table_args__ = {"sqlite_with_rowid": False}
 
     key: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -19,10 +19,11 @@ from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from ingest.archive import RawArchive
+from ingest.band_index import ARTICLES, PASSAGES
 from ingest.batch import apply_extraction, extract_body, extracted_fields
 from ingest.counts import RunStats
 from ingest.db import among, lock, reading, transaction
-from ingest.models import Article, ArticleKey, ArticleStatus, Capture, Feed, LshKey, Passage
+from ingest.models import Article, ArticleStatus, Capture, Feed, Passage
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +117,8 @@ def _requeue(session: Session, article_id: int, passage_ids: list[int], dry_run:
         return copies
     again = sorted(copies | {article_id})
     own = list(session.scalars(select(Passage.id).where(Passage.article_id.in_(again))))
-    session.execute(delete(LshKey).where(among(session, LshKey.passage_id, own)))
-    session.execute(delete(ArticleKey).where(ArticleKey.article_id.in_(again)))
+    PASSAGES.remove(session, own)
+    ARTICLES.remove(session, again)
     session.execute(
         update(Passage)
         .where(Passage.article_id.in_(again))

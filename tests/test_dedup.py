@@ -7,10 +7,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import Engine, func, select
 
+from ingest import band_index
 from ingest.db import open_store, transaction
 from ingest.dedup import deduplicate_pending
 from ingest.errors import UserError
-from ingest.models import Article, ArticleStatus, LshKey, Passage
+from ingest.models import Article, ArticleStatus, IndexMeta, LshKey, Passage, RecentLshKey
 from ingest.passages import jaccard, norm_hash, normalize, shingles
 from ingest.settings import DedupSettings
 
@@ -123,11 +124,41 @@ def test_the_index_persists_between_runs(engine: Engine) -> None:
     add(engine, "https://a.example/1", [P1, P2, P3])
     deduplicate_pending(engine, SETTINGS)
     with transaction(engine) as session:
-        keys = session.scalar(select(func.count()).select_from(LshKey))
+        keys = sum(session.scalar(select(func.count()).select_from(table)) or 0 for table in (LshKey, RecentLshKey))
     assert keys == 3 * SETTINGS.bands
     add(engine, "https://b.example/2", [P1.replace("civil", "structural"), P2, P3.replace("March", "May")], published=T0 + timedelta(days=1))
     assert deduplicate_pending(engine, SETTINGS).duplicate_articles == 1
     assert deduplicate_pending(engine, SETTINGS).articles_stored == 0, "nothing left: a re-run changes nothing"
+
+
+def test_copies_are_found_on_both_sides_of_a_merge_of_recent_keys(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """New band keys wait in a small table until they are merged into the index; lookups
+    read both, and the row counts that time the merges stay true."""
+    monkeypatch.setattr(band_index, "MIN_RECENT_ROWS", 0)
+    monkeypatch.setattr(band_index, "MERGE_RATIO", 1)  # merge once the recent rows reach the main ones
+
+    def rows() -> tuple[int, int, dict[str, int]]:
+        with transaction(engine) as session:
+            meta = session.get(IndexMeta, "rows:lsh_keys")
+            assert meta is not None
+            return (*(session.scalar(select(func.count()).select_from(t)) or 0 for t in (LshKey, RecentLshKey)), meta.value)  # type: ignore[return-value]
+
+    add(engine, "https://a.example/1", [P1, P2, P3])
+    deduplicate_pending(engine, SETTINGS)
+    assert rows() == (48, 0, {"main": 48, "recent": 0}), "the first keys are merged at once"
+    add(engine, "https://b.example/2", [P4, P5], published=T0 + timedelta(hours=1))
+    deduplicate_pending(engine, SETTINGS)
+    assert rows() == (48, 32, {"main": 48, "recent": 32}), "fewer recent rows than main ones wait"
+    add(engine, "https://c.example/3", [P1.replace("civil", "structural"), P2, P4.replace("April", "May")], published=T0 + timedelta(hours=2))
+    deduplicate_pending(engine, SETTINGS)
+    assert [url for _text, url, _sim in passages_of(engine, "https://c.example/3")] == [
+        "https://a.example/1", "https://a.example/1", "https://b.example/2"]
+    add(engine, "https://d.example/4", [SHARED], published=T0 + timedelta(hours=3))
+    deduplicate_pending(engine, SETTINGS)
+    assert rows() == (96, 0, {"main": 96, "recent": 0}), "merged when the recent rows reach the main ones"
+    with transaction(engine) as session:
+        band_index.PASSAGES.remove(session, [session.scalars(select(Passage.id).where(Passage.text == SHARED)).one()])
+    assert rows() == (80, 0, {"main": 80, "recent": 0})
 
 
 def test_first_appearance_is_the_earliest_published(engine: Engine) -> None:

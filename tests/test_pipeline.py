@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from ingest.cli import main
 from ingest.db import open_store, session_factory
 from ingest.export import export_articles
-from ingest.models import Article, Entry, LshKey, Passage
+from ingest.models import Article, Entry, LshKey, Passage, RecentLshKey
 from ingest.sample_site import SampleSite, boilerplate, load_articles
 from ingest.sample_site.content import load_site
 
@@ -32,7 +32,7 @@ def exported(db_url: str) -> list[dict[str, Any]]:
 
 def table_counts(db_url: str) -> dict[str, int]:
     with session_factory(open_store(db_url))() as session:
-        return {model.__tablename__: session.scalar(select(func.count()).select_from(model)) for model in (Article, Entry, Passage, LshKey)}
+        return {model.__tablename__: session.scalar(select(func.count()).select_from(model)) for model in (Article, Entry, Passage, LshKey, RecentLshKey)}
 
 
 def check_sample_site_store(records: list[dict[str, Any]], base: str) -> None:

@@ -15,7 +15,7 @@ import ingest.batch
 from ingest.cli import main
 from ingest.db import open_store, reading
 from ingest.extract import Extraction
-from ingest.models import Article, ArticleKey, LshKey, Passage
+from ingest.models import Article, ArticleKey, LshKey, Passage, RecentArticleKey, RecentLshKey
 from ingest.pipeline import deduplicate, reextract
 from ingest.sample_site import SampleSite, load_articles
 from tests.conftest import make_settings
@@ -37,8 +37,10 @@ def snapshot(db_url: str) -> dict[str, Any]:
                 select(Passage.id, Passage.article_id, Passage.position, Passage.text, Passage.duplicate_of_id, Passage.template)
                 .order_by(Passage.id)
             ).all(),
-            "lsh_keys": session.execute(select(LshKey.key, LshKey.passage_id).order_by(LshKey.key, LshKey.passage_id)).all(),
-            "article_keys": session.execute(select(ArticleKey.key, ArticleKey.article_id).order_by(ArticleKey.key, ArticleKey.article_id)).all(),
+            "lsh_keys": sorted(session.execute(select(LshKey.key, LshKey.passage_id).union_all(select(RecentLshKey.key, RecentLshKey.passage_id))).all()),
+            "article_keys": sorted(
+                session.execute(select(ArticleKey.key, ArticleKey.article_id).union_all(select(RecentArticleKey.key, RecentArticleKey.article_id))).all()
+            ),
         }
 
 
@@ -88,7 +90,7 @@ def test_a_changed_page_replaces_its_passages_and_its_copies_follow(
     assert after[syndicated.url] == before[syndicated.url], "the copy is linked to the new passages as it was to the old"
     check_sample_site_store(list(after.values()), sample_site.base_url)
     with reading(open_store(ingested.db_url)) as session:
-        indexed = set(session.scalars(select(LshKey.passage_id)))
+        indexed = set(session.scalars(select(LshKey.passage_id).union(select(RecentLshKey.passage_id))))
         firsts = set(session.scalars(select(Passage.id).where(Passage.duplicate_of_id.is_(None))))
         assert indexed <= firsts, "the index names no replaced or duplicate passage"
 
