@@ -42,7 +42,12 @@ def make_engine(url: str) -> Engine:
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite":
             return _sqlite_engine(url, parsed.database)
-        engine = create_engine(url, pool_pre_ping=True)
+        # No server-side prepared statements: psycopg prepares a statement after five runs, and
+        # PostgreSQL may then keep one generic plan for it. A plan made while the LSH index
+        # was empty scanned the whole table once it had a million rows (minutes per lookup,
+        # in the dedup benchmark); planned for each run, lookups use the index.
+        unprepared = {"prepare_threshold": None} if parsed.get_driver_name() == "psycopg" else {}
+        engine = create_engine(url, pool_pre_ping=True, connect_args=unprepared)
     except (ArgumentError, NoSuchModuleError, ValueError) as exc:
         raise UserError(f"invalid database URL {safe_url(url)!r}: {exc}") from None
     try:

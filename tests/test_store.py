@@ -86,3 +86,18 @@ def test_migrations_match_the_models(db_url: str) -> None:
     with engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}), Base.metadata)
     assert diff == []
+
+
+def test_no_plan_outlives_the_table_size_it_was_made_for(pg_url: str) -> None:
+    """psycopg prepares a statement after five runs, and PostgreSQL may then keep one generic
+    plan for it: an LSH lookup planned on an empty index went on scanning the whole table
+    once it held a million rows. Statements are not prepared on the server."""
+    import numpy as np
+    from sqlalchemy import text
+
+    from ingest.band_index import PASSAGES
+
+    with transaction(open_store(pg_url)) as session:
+        for _ in range(8):
+            PASSAGES.lookup(session, np.arange(1, 2001, dtype=np.int64))
+        assert session.execute(text("SELECT count(*) FROM pg_prepared_statements")).scalar_one() == 0
