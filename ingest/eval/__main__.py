@@ -125,9 +125,9 @@ def dedup_speed(args: argparse.Namespace, console: Console) -> int:
     pool = sentence_pool(root)
     sizes = [int(size) for size in args.sizes.split(",")]
     plain = baseline(pool, args.probe, settings.passage_threshold)
-    table = Table(title=f"deduplication speed, {date.today()}: probe of {args.probe:,} passages at each index size; "
-                        f"plain datasketch loop: {plain:,.0f} passages/s")
-    for column in ("store", "indexed passages", "passages/s", "× plain datasketch", "peak memory (MB)", "index bytes/passage"):
+    table = Table(title=f"deduplication speed, {date.today()}: the next {args.probe:,} passages (or a quarter of the index) timed at "
+                        f"each index size; plain datasketch loop: {plain:,.0f} passages/s")
+    for column in ("store", "indexed passages", "timed passages", "passages/s", "× plain datasketch", "peak memory (MB)", "index bytes/passage"):
         table.add_column(column, justify="left" if column == "store" else "right")
     for store in ("sqlite", "postgresql") if args.db == "both" else (args.db,):
         with ExitStack() as stack:
@@ -141,7 +141,7 @@ def dedup_speed(args: argparse.Namespace, console: Console) -> int:
             finally:
                 open_store.cache_clear()
         for point in points:
-            table.add_row(store, f"{point.indexed:,}", f"{point.passages_per_second:,.0f}", f"{point.passages_per_second / plain:.1f}",
+            table.add_row(store, f"{point.indexed:,}", f"{point.window:,}", f"{point.passages_per_second:,.0f}", f"{point.passages_per_second / plain:.1f}",
                           f"{point.peak_mb:.0f}", f"{point.index_bytes_per_passage:.0f}")
         console.print(f"{store}: throughput at {points[-1].indexed:,} indexed passages is "
                       f"{points[-1].passages_per_second / points[0].passages_per_second:.2f} × the throughput at {points[0].indexed:,}")
@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     speed = commands.add_parser("dedup-speed", help="deduplication throughput, memory and index size from 10k to 1M passages")
     speed.add_argument("--data", type=Path, help="the Reuters-21578 folder (sentences for the passages)")
     speed.add_argument("--sizes", default="10000,1000000", help="index sizes to measure at (comma separated)")
-    speed.add_argument("--probe", type=int, default=5000, help="passages timed at each size")
+    speed.add_argument("--probe", type=int, default=5000, help="passages timed at each size (at least; a quarter of the index when that is more)")
     speed.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
     _pg_option(speed)
     speed.set_defaults(func=dedup_speed)
