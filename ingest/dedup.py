@@ -54,6 +54,7 @@ _CHUNK = 500  # values per IN (...) list (bound as one JSON or array parameter: 
 _HEAD, _FOOT = 2, 3  # template text sits among an article's first two or last three passages
 _AT_EDGES = 0.75  # share of a template's copies that must sit there
 _SHORTLIST = 3  # candidate articles compared exactly per article
+_COMPARED = 250  # articles of a batch whose candidates' texts are read at once
 
 Site = tuple[str, str]
 
@@ -353,17 +354,22 @@ class Deduplicator:
         # read: a story copied hundreds of times in the backlog must not bring every copy
         # into memory (peak memory stays flat however long the candidate lists grow).
         best = {doc_id: [a for a, _weight in candidates.most_common(_SHORTLIST)] for doc_id, candidates in shortlist.items()}
-        others = sorted({a for candidates in best.values() for a in candidates} - set(order))
-        texts = self._texts(set(others))
-        bounds, hashes = self.sketcher.shingles([" ".join(normalize(p) for p in texts.get(a, [])) for a in others])
-        article_shingles.update({a: hashes[bounds[n] : bounds[n + 1]] for n, a in enumerate(others)})
+        # And a slice of the batch's articles at a time: in a batch of copies, every article
+        # brings its originals' whole texts.
         found: dict[int, tuple[int, float]] = {}
-        for doc_id, candidates in best.items():
-            own = article_shingles[doc_id]
-            scored = [(jaccard(own, article_shingles[a]), a) for a in candidates]
-            similarity, source = max(scored, key=lambda item: (item[0], -item[1]))
-            if own.size and similarity >= self.settings.article_threshold:
-                found[doc_id] = (source, round(similarity, 4))
+        pending = list(best.items())
+        for start in range(0, len(pending), _COMPARED):
+            part = pending[start : start + _COMPARED]
+            others = sorted({a for _doc_id, candidates in part for a in candidates} - set(order))
+            texts = self._texts(set(others))
+            bounds, hashes = self.sketcher.shingles([" ".join(normalize(p) for p in texts.get(a, [])) for a in others])
+            stored = {a: hashes[bounds[n] : bounds[n + 1]] for n, a in enumerate(others)}
+            for doc_id, candidates in part:
+                own = article_shingles[doc_id]
+                scored = [(jaccard(own, article_shingles[a] if a in order else stored[a]), a) for a in candidates]
+                similarity, source = max(scored, key=lambda item: (item[0], -item[1]))
+                if own.size and similarity >= self.settings.article_threshold:
+                    found[doc_id] = (source, round(similarity, 4))
         indexed = [n for n, doc in enumerate(docs) if doc.id not in found and article_shingles[doc.id].size]
         return found, _index_rows(keys[indexed], np.asarray([docs[n].id for n in indexed], dtype=np.int64))
 

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import Engine, func, select
 
-from ingest import band_index
+from ingest import band_index, dedup
 from ingest.db import open_store, transaction
 from ingest.dedup import deduplicate_pending
 from ingest.errors import UserError
@@ -84,6 +84,20 @@ def test_one_word_and_one_number_edits_are_caught_and_the_copy_is_marked(engine:
     assert copy[0][2] == 1.0 and 0.7 <= copy[1][2] < 1.0 and 0.7 <= copy[3][2] < 1.0
     assert duplicate_of(engine, "https://b.example/copy") == "https://a.example/original"
     assert duplicate_of(engine, "https://a.example/original") is None
+
+
+def test_articles_compared_a_slice_at_a_time_find_the_same_copies(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Copies meet their originals, stored or earlier in the batch, whichever slice they fall in."""
+    monkeypatch.setattr(dedup, "_COMPARED", 1)
+    add(engine, "https://a.example/stored", [P1, P2, P3])
+    deduplicate_pending(engine, SETTINGS)
+    add(engine, "https://b.example/first", [P4, P5, SHARED], published=T0 + timedelta(hours=1))
+    add(engine, "https://c.example/copy-of-stored", [P1, P2.replace("inspect", "examine"), P3], published=T0 + timedelta(hours=2))
+    add(engine, "https://d.example/copy-of-first", [P4, P5.replace("14 inches", "16 inches"), SHARED], published=T0 + timedelta(hours=3))
+    assert deduplicate_pending(engine, SETTINGS).duplicate_articles == 2
+    assert duplicate_of(engine, "https://c.example/copy-of-stored") == "https://a.example/stored"
+    assert duplicate_of(engine, "https://d.example/copy-of-first") == "https://b.example/first"
+    assert duplicate_of(engine, "https://b.example/first") is None
 
 
 def test_sharing_one_sentence_is_not_a_near_duplicate(engine: Engine) -> None:
