@@ -363,10 +363,10 @@ class Deduplicator:
             others = sorted({a for _doc_id, candidates in part for a in candidates} - set(order))
             texts = self._texts(set(others))
             bounds, hashes = self.sketcher.shingles([" ".join(normalize(p) for p in texts.get(a, [])) for a in others])
-            stored = {a: hashes[bounds[n] : bounds[n + 1]] for n, a in enumerate(others)}
+            theirs = {a: hashes[bounds[n] : bounds[n + 1]] for n, a in enumerate(others)}
             for doc_id, candidates in part:
                 own = article_shingles[doc_id]
-                scored = [(jaccard(own, article_shingles[a] if a in order else stored[a]), a) for a in candidates]
+                scored = [(jaccard(own, article_shingles[a] if a in order else theirs[a]), a) for a in candidates]
                 similarity, source = max(scored, key=lambda item: (item[0], -item[1]))
                 if own.size and similarity >= self.settings.article_threshold:
                     found[doc_id] = (source, round(similarity, 4))
