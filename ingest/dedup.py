@@ -77,7 +77,17 @@ class DedupStats(Counts):
     template_passages: int = 0
 
 
-Home = tuple[str, str | None]  # an article's URL and declared site name
+@dataclass(frozen=True)
+class _Home:
+    """An article's URL and declared site name; its site is worked out only when a
+    passage matches (most candidates do not), once per article."""
+
+    url: str
+    site_name: str | None
+
+    @functools.cached_property
+    def site(self) -> Site:
+        return site_of(self.url, self.site_name)
 
 
 @dataclass
@@ -86,14 +96,9 @@ class _Original:
 
     passage_id: int
     article_id: int
-    home: Home
+    home: _Home
     text: str = ""  # read for near matching only: an exact match needs no text
     shingles: np.ndarray | None = field(default=None, repr=False)
-
-    @functools.cached_property
-    def site(self) -> Site:
-        """Computed only for the few originals that match (most candidates do not)."""
-        return site_of(*self.home)
 
 
 @dataclass
@@ -101,8 +106,7 @@ class _Doc:
     """An article of the batch: its passages in order (id, text, norm_hash)."""
 
     id: int
-    home: Home
-    site: Site
+    home: _Home
     passages: list[tuple[int, str, int]]
 
 
@@ -175,14 +179,14 @@ class Deduplicator:
         by_id = {pid: _Original(pid, article_id, homes[article_id], text) for pid, article_id, text in rows if article_id in homes}
         return hits.kept(np.fromiter(by_id, dtype=np.int64, count=len(by_id))), by_id
 
-    def _stored_homes(self, article_ids: set[int]) -> dict[int, Home]:
+    def _stored_homes(self, article_ids: set[int]) -> dict[int, _Home]:
         """URL and site name of each of these articles that is stored (deduplicated)."""
-        homes: dict[int, Home] = {}
+        homes: dict[int, _Home] = {}
         for chunk in _chunks(sorted(article_ids), AMONG_CHUNK):
             rows = self.session.execute(
                 select(Article.id, Article.url, Article.site_name).where(among(self.session, Article.id, chunk), Article.status == ArticleStatus.stored)
             ).all()
-            homes.update((article_id, (url, site_name)) for article_id, url, site_name in rows)
+            homes.update((article_id, _Home(url, site_name)) for article_id, url, site_name in rows)
         return homes
 
     def _shingle(self, originals: list[_Original]) -> None:
@@ -241,7 +245,7 @@ class Deduplicator:
                 match = self._best_match(own, Counter(found), originals) if found else None
             if match is not None:
                 matches[passage_id] = match
-                if match[0].site == doc.site and match[0].article_id != doc.id:
+                if match[0].home.site == doc.home.site and match[0].article_id != doc.id:
                     same_site.add(match[0].passage_id)
                 continue
             original = _Original(passage_id, doc.id, doc.home, text, own)
@@ -458,7 +462,7 @@ def _load(session: Session, batch_size: int) -> list[_Doc]:
             .order_by(Passage.article_id, Passage.position)
         ):
             passages[article_id].append((pid, text, norm_hash))
-    return [_Doc(a.id, (a.url, a.site_name), site_of(a.url, a.site_name), passages[a.id]) for a in articles]
+    return [_Doc(a.id, _Home(a.url, a.site_name), passages[a.id]) for a in articles]
 
 
 def deduplicate_pending(engine: Engine, settings: DedupSettings) -> DedupStats:
