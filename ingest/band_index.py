@@ -18,7 +18,7 @@ import itertools
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from sqlalchemy import Table, delete, func, select, text
@@ -31,18 +31,27 @@ MIN_RECENT_ROWS = 1 << 20  # the recent table is never merged below this: it is 
 MERGE_RATIO = 8  # merge when the recent table holds main rows / MERGE_RATIO
 
 
-@dataclass(frozen=True)
+@dataclass
 class Postings:
-    """Index rows as two arrays sorted by key, then id: 16 bytes a row, where a dict of
-    lists took hundreds (a batch of copies finds a stored original under most of its keys)."""
+    """Index rows a lookup found, as two arrays sorted by key, then id: 16 bytes a row,
+    where a dict of lists took hundreds (a batch of copies finds a stored original under
+    most of its keys). Plus the rows a batch adds as it decides, so that its later items
+    meet its earlier ones."""
 
     keys: np.ndarray
     ids: np.ndarray
+    added: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
 
     def under(self, keys: np.ndarray) -> list[int]:
         """Ids under each of ``keys``, once per key they are under (the bands shared)."""
         starts, ends = np.searchsorted(self.keys, keys, "left").tolist(), np.searchsorted(self.keys, keys, "right").tolist()
-        return [value for start, end in zip(starts, ends) if end > start for value in self.ids[start:end].tolist()]
+        found = [value for start, end in zip(starts, ends) if end > start for value in self.ids[start:end].tolist()]
+        return found + [value for key in keys.tolist() for value in self.added.get(key, ())]
+
+    def add(self, keys: np.ndarray, value: int) -> None:
+        """``value`` under each of ``keys``, for this batch only (the index is written later)."""
+        for key in keys.tolist():
+            self.added[key].append(value)
 
     def kept(self, ids: np.ndarray) -> Postings:
         """Only the rows naming one of ``ids``."""

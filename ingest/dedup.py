@@ -222,14 +222,13 @@ class Deduplicator:
         keys = self.sketcher.band_keys(self.sketcher.signatures(bounds, hashes))
 
         exact = self._stored_exact(h for _doc, _id, _text, h in passages)
-        stored, originals = self._stored_candidates(keys[near])
-        new_by_key: dict[int, list[int]] = defaultdict(list)  # first appearances of this batch
+        postings, originals = self._stored_candidates(keys[near])
         self._shingle(list(originals.values()))
         matches: dict[int, tuple[_Original, float]] = {}  # passage id → first appearance, similarity
         same_site: set[int] = set()  # first appearances repeated on their own site in this batch
         stats = DedupStats(passages_stored=len(passages))
         ids = np.fromiter((pid for _doc, pid, _t, _h in passages), dtype=np.int64, count=len(passages))
-        alone = self._alone(passages, keys, near, exact, stored.keys)
+        alone = self._alone(passages, keys, near, exact, postings.keys)
         new_keys = [_index_rows(keys[alone & near], ids[alone & near])]
 
         # Passages that share nothing with the index or the rest of the batch are first
@@ -241,7 +240,7 @@ class Deduplicator:
             if norm_hash in exact:
                 match = (exact[norm_hash], 1.0)
             elif near[index]:
-                found = stored.under(keys[index]) + [p for key in keys[index].tolist() for p in new_by_key.get(key, ())]
+                found = postings.under(keys[index])
                 match = self._best_match(own, Counter(found), originals) if found else None
             if match is not None:
                 matches[passage_id] = match
@@ -252,8 +251,7 @@ class Deduplicator:
             exact.setdefault(norm_hash, original)
             originals[passage_id] = original
             if near[index]:
-                for key in keys[index].tolist():
-                    new_by_key[key].append(passage_id)
+                postings.add(keys[index], passage_id)
                 new_keys.append(_index_rows(keys[index : index + 1], ids[index : index + 1]))
 
         if matches:  # ORM bulk UPDATE by primary key: one executemany
@@ -345,15 +343,13 @@ class Deduplicator:
         )
         article_shingles = {doc.id: hashes[bounds[n] : bounds[n + 1]] for n, doc in enumerate(docs)}
         keys = self.sketcher.band_keys(self.sketcher.signatures(bounds, hashes))
-        stored = ARTICLES.lookup(self.session, keys)
+        postings = ARTICLES.lookup(self.session, keys)
         shortlist = self._shared_classes(docs, matches, templates)
-        batch: dict[int, list[int]] = defaultdict(list)  # articles of the batch, earlier ones first, meet through their keys too
-        for n, doc in enumerate(docs):
-            found = stored.under(keys[n]) + [other for key in keys[n].tolist() for other in batch[key]]
+        for n, doc in enumerate(docs):  # articles of the batch, earlier ones first, meet through their keys too
+            found = postings.under(keys[n])
             if found:
                 shortlist.setdefault(doc.id, Counter()).update(found)
-            for key in keys[n].tolist():
-                batch[key].append(doc.id)
+            postings.add(keys[n], doc.id)
         # Only the best few candidates of each article are compared, so only their texts are
         # read: a story copied hundreds of times in the backlog must not bring every copy
         # into memory (peak memory stays flat however long the candidate lists grow).
