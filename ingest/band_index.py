@@ -2,7 +2,7 @@
 
 Band keys are hashes, so a batch's new keys land all over the index. Inserted
 straight into a B-tree of millions of rows, they rewrite nearly every page of it in
-every batch: at a million indexed passages SQLite wrote 474 MiB of write-ahead log
+every batch: at a million indexed passages SQLite wrote 475 MiB of write-ahead log
 per 5,000 passages. So new keys go to a small *recent* table and are merged into the
 *main* table in key order once the recent one holds an eighth as many rows: a page of
 the main table is rewritten once per merge instead of once per batch (the two levels
@@ -29,6 +29,13 @@ from ingest.models import ArticleKey, IndexMeta, LshKey, RecentArticleKey, Recen
 
 MIN_RECENT_ROWS = 1 << 20  # the recent table is never merged below this: it is small anyway
 MERGE_RATIO = 8  # merge when the recent table holds main rows / MERGE_RATIO
+
+
+def index_rows(keys: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Rows to ``BandIndex.add``: each (key, id) pair packed in one int64, ``key << 32 | id``,
+    for every key of each row of ``keys`` (one row of band keys per id); np.unique then sorts
+    and dedupes them."""
+    return (keys.astype(np.int64).ravel() << np.int64(32)) | np.repeat(ids, keys.shape[1])
 
 
 @dataclass
@@ -78,8 +85,8 @@ class BandIndex:
         return Postings(rows[order, 0], rows[order, 1])
 
     def add(self, session: Session, rows: np.ndarray) -> None:
-        """Index ``rows``, each ``key << 32 | id`` in one int64, distinct and sorted (the
-        recent table's B-tree then takes them page by page); merge when it is time."""
+        """Index ``rows`` (``index_rows``, distinct and sorted: the recent table's B-tree
+        then takes them page by page); merge when it is time."""
         if not rows.size:
             return
         main, recent = self._sizes(session)

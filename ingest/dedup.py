@@ -39,7 +39,7 @@ import numpy as np
 from sqlalchemy import Engine, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from ingest.band_index import ARTICLES, PASSAGES, Postings
+from ingest.band_index import ARTICLES, PASSAGES, Postings, index_rows
 from ingest.counts import Counts
 from ingest.db import AMONG_CHUNK, among, lock, transaction
 from ingest.errors import UserError
@@ -133,11 +133,6 @@ def check_index_params(session: Session, sketcher: Sketcher) -> None:
         )
 
 
-def _index_rows(keys: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """(key, passage id) pairs packed in one int64 each, so np.unique sorts and dedupes them."""
-    return (keys.astype(np.int64).ravel() << np.int64(32)) | np.repeat(ids, keys.shape[1])
-
-
 class Deduplicator:
     def __init__(self, session: Session, settings: DedupSettings) -> None:
         self.session = session
@@ -229,7 +224,7 @@ class Deduplicator:
         stats = DedupStats(passages_stored=len(passages))
         ids = np.fromiter((pid for _doc, pid, _t, _h in passages), dtype=np.int64, count=len(passages))
         alone = self._alone(passages, keys, near, exact, postings.keys)
-        new_keys = [_index_rows(keys[alone & near], ids[alone & near])]
+        new_keys = [index_rows(keys[alone & near], ids[alone & near])]
 
         # Passages that share nothing with the index or the rest of the batch are first
         # appearances as they stand; the others are decided one by one, in order.
@@ -252,7 +247,7 @@ class Deduplicator:
             originals[passage_id] = original
             if near[index]:
                 postings.add(keys[index], passage_id)
-                new_keys.append(_index_rows(keys[index : index + 1], ids[index : index + 1]))
+                new_keys.append(index_rows(keys[index : index + 1], ids[index : index + 1]))
 
         if matches:  # ORM bulk UPDATE by primary key: one executemany
             self.session.execute(
@@ -328,7 +323,7 @@ class Deduplicator:
         self, docs: Sequence[_Doc], normalized: dict[int, str], matches: dict[int, tuple[_Original, float]], templates: set[int]
     ) -> tuple[dict[int, tuple[int, float]], np.ndarray]:
         """article id → (earlier article it duplicates, similarity); and the article index
-        rows (``_index_rows``) of the batch's articles that are no one's copy.
+        rows (``index_rows``) of the batch's articles that are no one's copy.
 
         Candidates come two ways. Whole texts have MinHash band keys of their own
         (``article_keys``), so a copy is found however its paragraphs were split, merged
@@ -371,7 +366,7 @@ class Deduplicator:
                 if own.size and similarity >= self.settings.article_threshold:
                     found[doc_id] = (source, round(similarity, 4))
         indexed = [n for n, doc in enumerate(docs) if doc.id not in found and article_shingles[doc.id].size]
-        return found, _index_rows(keys[indexed], np.asarray([docs[n].id for n in indexed], dtype=np.int64))
+        return found, index_rows(keys[indexed], np.asarray([docs[n].id for n in indexed], dtype=np.int64))
 
     def _shared_classes(
         self, docs: Sequence[_Doc], matches: dict[int, tuple[_Original, float]], templates: set[int]
