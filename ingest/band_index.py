@@ -14,14 +14,13 @@ say when to merge without counting millions of rows.
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlalchemy import Table, delete, func, select, text
+from sqlalchemy import BigInteger, Table, cast, delete, func, literal_column, select, text
 from sqlalchemy.orm import Session
 
 from ingest.db import AMONG_CHUNK, among
@@ -29,6 +28,7 @@ from ingest.models import ArticleKey, IndexMeta, LshKey, RecentArticleKey, Recen
 
 MIN_RECENT_ROWS = 1 << 20  # the recent table is never merged below this: it is small anyway
 MERGE_RATIO = 8  # merge when the recent table holds main rows / MERGE_RATIO
+_INSERT_CHUNK = 1 << 16  # index rows written per statement (SQLite) or COPY write (PostgreSQL)
 
 
 def index_rows(keys: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -73,16 +73,18 @@ class BandIndex:
     column: str  # what a key points at: passage_id or article_id
 
     def lookup(self, session: Session, keys: np.ndarray) -> Postings:
-        """The rows indexed under any of ``keys``."""
+        """The rows indexed under any of ``keys``. Rows come packed as one integer each
+        (``index_rows``' format) and go straight into an array: a batch of copies finds
+        hundreds of thousands, and a Python row object apiece cost tens of MiB."""
         unique = np.unique(keys).tolist()
-        found: list[tuple[int, int]] = []
+        found: list[np.ndarray] = [np.zeros(0, dtype=np.int64)]
         for table in (self.main, self.recent):
+            packed = cast(table.c.key, BigInteger).op("<<")(literal_column("32")).op("|")(table.c[self.column])
             for start in range(0, len(unique), AMONG_CHUNK):
-                chunk = unique[start : start + AMONG_CHUNK]
-                found += session.execute(select(table.c.key, table.c[self.column]).where(among(session, table.c.key, chunk))).all()
-        rows = np.fromiter(itertools.chain.from_iterable(found), dtype=np.int64, count=2 * len(found)).reshape(-1, 2)
-        order = np.lexsort((rows[:, 1], rows[:, 0]))
-        return Postings(rows[order, 0], rows[order, 1])
+                result = session.execute(select(packed).where(among(session, table.c.key, unique[start : start + AMONG_CHUNK])))
+                found.append(np.fromiter(result.scalars(), dtype=np.int64))
+        rows = np.sort(np.concatenate(found))
+        return Postings(rows >> np.int64(32), rows & np.int64(0xFFFFFFFF))
 
     def add(self, session: Session, rows: np.ndarray) -> None:
         """Index ``rows`` (``index_rows``, distinct and sorted: the recent table's B-tree
@@ -138,18 +140,22 @@ class BandIndex:
 
 def _insert(session: Session, table: Table, column: str, rows: np.ndarray) -> None:
     """Rows in bulk, straight to the driver: COPY on PostgreSQL; on SQLite one statement
-    reading a JSON array (a third of ``executemany``'s time, which binds row by row)."""
+    reading a JSON array (a third of ``executemany``'s time, which binds row by row). Both
+    take ``_INSERT_CHUNK`` rows at a time: the text of a whole batch's keys took 20 MiB."""
     connection = session.connection()
+    chunks = [rows[start : start + _INSERT_CHUNK] for start in range(0, rows.size, _INSERT_CHUNK)]
     if connection.dialect.name == "postgresql":
-        keys, ids = (rows >> np.int64(32)).tolist(), (rows & np.int64(0xFFFFFFFF)).tolist()
         with connection.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
             with cursor.copy(f"COPY {table.name} (key, {column}) FROM STDIN") as copy:
-                copy.write("".join(f"{key}\t{value}\n" for key, value in zip(keys, ids)))
+                for chunk in chunks:
+                    keys, ids = (chunk >> np.int64(32)).tolist(), (chunk & np.int64(0xFFFFFFFF)).tolist()
+                    copy.write("".join(f"{key}\t{value}\n" for key, value in zip(keys, ids)))
     else:
-        connection.exec_driver_sql(
-            f"INSERT INTO {table.name} (key, {column}) SELECT value >> 32, value & 4294967295 FROM json_each(?)",
-            (json.dumps(rows.tolist()),),
-        )
+        for chunk in chunks:
+            connection.exec_driver_sql(
+                f"INSERT INTO {table.name} (key, {column}) SELECT value >> 32, value & 4294967295 FROM json_each(?)",
+                (json.dumps(chunk.tolist()),),
+            )
 
 
 PASSAGES = BandIndex(LshKey.__table__, RecentLshKey.__table__, "passage_id")  # type: ignore[arg-type]

@@ -142,23 +142,31 @@ class Deduplicator:
     # --- reading the index ----------------------------------------------
 
     def _stored_exact(self, hashes: Iterable[int]) -> dict[int, _Original]:
-        """Stored first appearances with the same normal form. Each query reads one
-        table by one index: plans that stay right however stale the statistics."""
-        rows: list[tuple[int, int, int]] = []
+        """Stored first appearances with the same normal form.
+
+        Articles still waiting in the backlog have passages that look like first
+        appearances (nothing links them yet), and a backlog of copies holds many per
+        hash: they are left out in SQL, so what is read follows the batch, not the
+        backlog. The join goes from the norm_hash index to each passage's article by
+        primary key, a plan that stays right however stale the statistics."""
+        rows: list[tuple[int, int, int, str, str | None]] = []
         for chunk in _chunks(sorted(set(hashes)), AMONG_CHUNK):
-            # Copies are left out in SQL (a template line has as many stored copies as the
-            # site has articles: loading them all made memory grow with the backlog), but by
-            # an expression no index serves: "IS NULL" holds for most rows and could lure a
-            # planner without statistics off the norm_hash index. Ids start at 1.
+            # Copies are left out too (a template line has as many stored copies as the
+            # site has articles), by an expression no index serves: "IS NULL" holds for
+            # most rows and could lure a planner off the norm_hash index. Ids start at 1.
             rows += self.session.execute(
-                select(Passage.norm_hash, Passage.id, Passage.article_id)
-                .where(among(self.session, Passage.norm_hash, chunk), func.coalesce(Passage.duplicate_of_id, 0) == 0)
+                select(Passage.norm_hash, Passage.id, Passage.article_id, Article.url, Article.site_name)
+                .join(Article, Article.id == Passage.article_id)
+                .where(
+                    among(self.session, Passage.norm_hash, chunk),
+                    func.coalesce(Passage.duplicate_of_id, 0) == 0,
+                    Article.status == ArticleStatus.stored,
+                )
             ).all()
-        homes = self._stored_homes({row[2] for row in rows})
         found: dict[int, _Original] = {}
-        for norm_hash, passage_id, article_id in sorted(rows, key=lambda row: row[1]):
-            if article_id in homes:
-                found.setdefault(norm_hash, _Original(passage_id, article_id, homes[article_id]))
+        for norm_hash, passage_id, article_id, url, site_name in sorted(rows, key=lambda row: row[1]):
+            if norm_hash not in found:
+                found[norm_hash] = _Original(passage_id, article_id, _Home(url, site_name))
         return found
 
     def _stored_candidates(self, keys: np.ndarray) -> tuple[Postings, dict[int, _Original]]:
