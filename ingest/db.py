@@ -19,6 +19,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ingest.errors import UserError
+from ingest.memory import release_freed
 
 SQLITE_BUSY_TIMEOUT_MS = 120_000
 # Page cache per connection. Not larger: it fills as the database grows (each pooled
@@ -160,6 +161,20 @@ def open_store(url: str) -> Engine:
     engine = make_engine(url)
     upgrade(engine)
     return engine
+
+
+@contextmanager
+def stage_store(url: str) -> Iterator[Engine]:
+    """The store for one stage of a pass (``open_store``'s engine). When the stage ends,
+    its pooled connections are closed, each holding a page cache of up to
+    ``SQLITE_CACHE_KIB`` or a PostgreSQL backend, and the memory the stage freed goes
+    back to the system: ``ingest run`` runs the next stage in the same process."""
+    engine = open_store(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        release_freed()
 
 
 @contextmanager

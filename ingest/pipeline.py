@@ -25,7 +25,7 @@ from ingest import reprocess
 from ingest.archive import RawArchive
 from ingest.batch import BatchRunner, Progress, Window
 from ingest.counts import RunStats
-from ingest.db import open_store, transaction
+from ingest.db import stage_store, transaction
 from ingest.dedup import deduplicate_pending
 from ingest.errors import UserError
 from ingest.models import Feed
@@ -94,8 +94,8 @@ def plan(settings: Settings, work: Work = Work()) -> list[list[str]]:
     bad = [url for url in work.urls if not _fetchable(url)]
     if bad:
         raise UserError(f"not http(s) article URLs: {', '.join(bad)}")
-    engine = open_store(settings.db_url)
-    sync_feeds(engine, feeds)
+    with stage_store(settings.db_url) as engine:
+        sync_feeds(engine, feeds)
     if work.reextract_only:
         return []
     chosen = [f for f in feeds if f.name in work.feeds] if work.feeds else [] if work.urls else list(feeds)
@@ -134,28 +134,30 @@ def ingest_batch(
 
     ``owner`` names who claims the pages (a task instance, a host): when the same owner
     comes back after being killed, it takes its claims over at once."""
-    runner = BatchRunner(settings, open_store(settings.db_url), progress, ignore_backoff=ignore_backoff,
-                         dry_run=work.dry_run, owner=owner)
-    if list(feed_names) == [MANUAL]:
-        stats = asyncio.run(runner.run_urls(work.urls))
-    else:
-        by_name = {f.name: f for f in load_feeds(settings.feeds_file)}
-        missing = [name for name in feed_names if name not in by_name]
-        if missing:
-            log.warning("feeds no longer in %s: %s", settings.feeds_file, ", ".join(missing))
-        stats = asyncio.run(runner.run([by_name[name] for name in feed_names if name in by_name], work.window))
+    with stage_store(settings.db_url) as engine:
+        runner = BatchRunner(settings, engine, progress, ignore_backoff=ignore_backoff, dry_run=work.dry_run, owner=owner)
+        if list(feed_names) == [MANUAL]:
+            stats = asyncio.run(runner.run_urls(work.urls))
+        else:
+            by_name = {f.name: f for f in load_feeds(settings.feeds_file)}
+            missing = [name for name in feed_names if name not in by_name]
+            if missing:
+                log.warning("feeds no longer in %s: %s", settings.feeds_file, ", ".join(missing))
+            stats = asyncio.run(runner.run([by_name[name] for name in feed_names if name in by_name], work.window))
     log.info("batch of %d sources: %s", len(feed_names), " ".join(f"{k}={v}" for k, v in stats.as_dict().items() if v))
     return stats.as_dict()
 
 
 def deduplicate(settings: Settings) -> dict[str, int]:
     """Link every extracted passage to its first appearance; returns counts."""
-    return deduplicate_pending(open_store(settings.db_url), settings.dedup).as_dict()
+    with stage_store(settings.db_url) as engine:
+        return deduplicate_pending(engine, settings.dedup).as_dict()
 
 
 def reextract(settings: Settings, start: datetime, end: datetime, *, dry_run: bool = False) -> dict[str, int]:
     """Today's rules over the pages captured in [start, end), from the raw archive; returns counts."""
-    return reprocess.reextract(open_store(settings.db_url), RawArchive(settings.raw_store), start, end, dry_run=dry_run).as_dict()
+    with stage_store(settings.db_url) as engine:
+        return reprocess.reextract(engine, RawArchive(settings.raw_store), start, end, dry_run=dry_run).as_dict()
 
 
 def summarize(
@@ -166,5 +168,6 @@ def summarize(
     stats = RunStats.total(parts)
     stats.batches_failed = batches_failed
     if not dry_run:
-        record_run(open_store(settings.db_url), run_id, stats.as_dict(), started_at)
+        with stage_store(settings.db_url) as engine:
+            record_run(engine, run_id, stats.as_dict(), started_at)
     return stats.as_dict()

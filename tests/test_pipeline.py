@@ -81,6 +81,7 @@ def test_cli_run_stores_the_sample_site_and_a_second_run_changes_nothing(
 ) -> None:
     feeds = sample_site.write_feeds_file(tmp_path / "feeds.yaml")
     run_cli(monkeypatch, tmp_path, feeds, db_url)
+    assert open_store(db_url).pool.checkedin() == 0, "each stage closes its connections (and their caches) when it ends"
     first = exported(db_url)
     check_sample_site_store(first, sample_site.base_url)
 
