@@ -96,9 +96,9 @@ class Sketcher:
     def band_keys(self, signatures: np.ndarray) -> np.ndarray:
         """``bands`` signed 32-bit keys per signature, the band's index mixed in."""
         s = self.settings
-        bands = signatures[:, : s.bands * s.rows].reshape(len(signatures), s.bands, s.rows).astype(np.uint64)
-        keys = np.broadcast_to(np.arange(1, s.bands + 1, dtype=np.uint64) * _MIX, bands.shape[:2]).copy()
-        for row in range(s.rows):
-            keys = (keys ^ bands[:, :, row]) * _MIX
+        keys = np.broadcast_to(np.arange(1, s.bands + 1, dtype=np.uint64) * _MIX, (len(signatures), s.bands)).copy()
+        for row in range(s.rows):  # one row of every band at a time: no 64-bit copy of the whole matrix
+            keys ^= signatures[:, row : s.bands * s.rows : s.rows]
+            keys *= _MIX
             keys ^= keys >> np.uint64(29)
         return (keys >> np.uint64(32)).astype(np.uint32).view(np.int32)
