@@ -22,11 +22,12 @@ from ingest.errors import UserError
 from ingest.memory import release_freed
 
 SQLITE_BUSY_TIMEOUT_MS = 120_000
-# Page cache per connection. Not larger: it fills as the database grows (each pooled
-# connection its own), which made a deduplication pass's memory grow with the backlog;
-# misses are served from the OS page cache, and at a million indexed passages a probe ran
-# no slower with 16 MiB than with 128 MiB (2.3k passages/s both).
-SQLITE_CACHE_KIB = 16 * 1024
+# Page cache of a connection deduplicating: SQLite's default 2 MiB thrashes on a large LSH
+# index. Not larger: at a million indexed passages a probe ran no slower with 16 MiB than with
+# 128 MiB (2.3k passages/s both), misses being served from the OS page cache. Other
+# connections keep the default: the batch stage's, one per writer thread, each filled 16 MiB
+# as the store grew, and a pass's memory grew with the backlog.
+SQLITE_INDEX_CACHE_KIB = 16 * 1024
 
 
 def safe_url(url: str) -> str:
@@ -75,7 +76,6 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")  # the default 2 MiB thrashes on a large LSH index
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -129,6 +129,13 @@ def among(session: Session, column: ColumnElement[int], values: Sequence[int]) -
     return column.in_(select(literal_column("value")).select_from(func.json_each(bindparam(None, json.dumps(list(values))))))
 
 
+def index_cache(session: Session) -> None:
+    """A page cache of ``SQLITE_INDEX_CACHE_KIB`` for this connection, for the LSH index's
+    B-trees (on PostgreSQL the server's buffers serve, and this does nothing)."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text(f"PRAGMA cache_size=-{SQLITE_INDEX_CACHE_KIB}"))
+
+
 def lock(session: Session, name: str) -> None:
     """Serialise writers of ``name`` until the transaction ends.
 
@@ -166,8 +173,8 @@ def open_store(url: str) -> Engine:
 @contextmanager
 def stage_store(url: str) -> Iterator[Engine]:
     """The store for one stage of a pass (``open_store``'s engine). When the stage ends,
-    its pooled connections are closed, each holding a page cache of up to
-    ``SQLITE_CACHE_KIB`` or a PostgreSQL backend, and the memory the stage freed goes
+    its pooled connections are closed, each holding a page cache (``index_cache``)
+    or a PostgreSQL backend, and the memory the stage freed goes
     back to the system: ``ingest run`` runs the next stage in the same process."""
     engine = open_store(url)
     try:

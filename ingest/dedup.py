@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session
 
 from ingest.band_index import ARTICLES, PASSAGES, Postings, index_rows
 from ingest.counts import Counts
-from ingest.db import AMONG_CHUNK, among, lock, transaction
+from ingest.db import AMONG_CHUNK, among, index_cache, lock, transaction
 from ingest.errors import UserError
 from ingest.minhash import Sketcher
 from ingest.models import Article, ArticleStatus, IndexMeta, Passage
@@ -470,6 +470,7 @@ def deduplicate_pending(engine: Engine, settings: DedupSettings) -> DedupStats:
     while True:
         with transaction(engine) as session:
             lock(session, "ingest-dedup")
+            index_cache(session)
             deduplicator = Deduplicator(session, settings)
             check_index_params(session, deduplicator.sketcher)
             docs = _load(session, settings.batch_articles)
