@@ -384,7 +384,7 @@ class BatchRunner:
         loop = asyncio.get_running_loop()
 
         async def one(claim: _Claim) -> None:
-            result = await fetcher.fetch(claim.url, obey_robots=claim.obey_robots, accept=PAGE_ACCEPT)
+            result = await fetcher.fetch(claim.url, obey_robots=claim.obey_robots, accept=PAGE_ACCEPT, turn_taken=True)
             sha = await self._archive(result)
             if result.ok and result.body is not None:
                 extraction, problem = await loop.run_in_executor(
@@ -399,7 +399,10 @@ class BatchRunner:
                 done.clear()
                 self.stats.add(await asyncio.to_thread(self._record_pages, group))
 
-        flow = self._flow = _PerHost(lambda claim: claim.url, self.settings.http.per_host_concurrency, self._in_progress(), one)
+        async def turn(claim: _Claim) -> None:
+            await fetcher.turn(claim.url, obey_robots=claim.obey_robots)
+
+        flow = self._flow = _PerHost(lambda claim: claim.url, self.settings.http.per_host_concurrency, self._in_progress(), one, turn)
         try:
             if listing is not None:
                 await listing()
@@ -497,12 +500,18 @@ class _PerHost(Generic[T]):
     Each host gets its own workers (no more than ``per_host``), so a slow host holds no
     more places than it can use and the others keep every connection busy; the overall
     limit keeps what is fetched and waiting (bodies on their way to extraction or the
-    database) bounded, whatever the length of the backlog. A host's items start in order."""
+    database) bounded, whatever the length of the backlog. A host's items start in order.
+    ``turn``, awaited before an item takes its place, waits out what its host asks for
+    (a Crawl-delay) holding nothing: sleeping, a delayed host kept others' places."""
 
-    def __init__(self, url: Callable[[T], str], per_host: int, limit: int, work: Callable[[T], Awaitable[None]]) -> None:
+    def __init__(
+        self, url: Callable[[T], str], per_host: int, limit: int, work: Callable[[T], Awaitable[None]],
+        turn: Callable[[T], Awaitable[None]] | None = None,
+    ) -> None:
         self._url = url
         self._per_host = per_host
         self._work = work
+        self._turn = turn
         self._places = asyncio.Semaphore(limit)
         self._queues: dict[str, deque[T]] = defaultdict(deque)
         self._workers: Counter[str] = Counter()
@@ -524,6 +533,8 @@ class _PerHost(Generic[T]):
         try:
             while queue:
                 item = queue.popleft()
+                if self._turn is not None:
+                    await self._turn(item)
                 async with self._places:
                     await self._work(item)
         finally:

@@ -383,8 +383,10 @@ class Fetcher:
         last_modified: str | None = None,
         obey_robots: bool = False,
         accept: str | None = None,
+        turn_taken: bool = False,
     ) -> FetchResult:
-        """GET ``url``; validators are echoed exactly, and trouble comes back as ``error``."""
+        """GET ``url``; validators are echoed exactly, and trouble comes back as ``error``.
+        ``turn_taken``: the caller has waited for this origin's next start with ``turn``."""
         try:
             target = httpx.URL(url)
         except (httpx.InvalidURL, UnicodeError) as exc:  # idna errors are not InvalidURL
@@ -402,7 +404,20 @@ class Fetcher:
             headers["If-None-Match"] = _header_bytes(etag)
         if last_modified is not None:
             headers["If-Modified-Since"] = _header_bytes(last_modified)
-        return await self._fetch(url, target, headers, limit=self._settings.max_body_bytes, truncate=False)
+        return await self._fetch(url, target, headers, limit=self._settings.max_body_bytes, truncate=False, turn_taken=turn_taken)
+
+    async def turn(self, url: str, *, obey_robots: bool = False) -> None:
+        """Reserve the next start ``url``'s origin allows (its Crawl-delay) and wait for it,
+        holding no slot; the ``fetch(url, turn_taken=True)`` that follows starts without
+        waiting again. A caller that bounds its own work in progress (``ingest.batch``)
+        need not hold a place through a Crawl-delayed host's waits."""
+        try:
+            origin = _origin(httpx.URL(url))
+        except (httpx.InvalidURL, UnicodeError):
+            return  # fetch reports it
+        if obey_robots:
+            await self.robots(url)  # the Crawl-delay is known before the first reservation
+        await anyio.sleep(self._gate(origin).reserve())
 
     async def robots(self, url: str) -> RobotsRules:
         """robots.txt rules for ``url``'s origin (cached); starts spacing requests by its Crawl-delay."""
@@ -422,13 +437,14 @@ class Fetcher:
         return gate
 
     async def _fetch(
-        self, requested: str, url: httpx.URL, headers: dict[str, bytes], *, limit: int, truncate: bool
+        self, requested: str, url: httpx.URL, headers: dict[str, bytes], *, limit: int, truncate: bool, turn_taken: bool = False
     ) -> FetchResult:
         """Follow redirects by hand so each hop is checked, counted and recorded."""
         budget = _Budget(self._settings.total_timeout)
         hops: list[tuple[int, str]] = []
         while True:
-            result = await self._with_retries(url, headers, budget, limit, truncate)
+            result = await self._with_retries(url, headers, budget, limit, truncate, turn_taken)
+            turn_taken = False  # the turn was for the first request only
             status = result.status
             location = result.headers.get("location")
             if result.error is not None or status not in _REDIRECTS or location is None:
@@ -450,16 +466,16 @@ class Fetcher:
         return dataclasses.replace(result, url=requested, redirects=tuple(hops))
 
     async def _with_retries(
-        self, url: httpx.URL, headers: dict[str, bytes], budget: _Budget, limit: int, truncate: bool
+        self, url: httpx.URL, headers: dict[str, bytes], budget: _Budget, limit: int, truncate: bool, turn_taken: bool
     ) -> FetchResult:
-        result = await self._attempt(url, headers, budget, limit, truncate)
+        result = await self._attempt(url, headers, budget, limit, truncate, turn_taken)
         for attempt in range(self._settings.retries):
             wait = self._retry_wait(result, attempt, budget)
             if wait is None:
                 break
             await anyio.sleep(wait)
             budget.left -= wait
-            result = await self._attempt(url, headers, budget, limit, truncate)
+            result = await self._attempt(url, headers, budget, limit, truncate, False)
         return result
 
     def _retry_wait(self, result: FetchResult, attempt: int, budget: _Budget) -> float | None:
@@ -474,12 +490,13 @@ class Fetcher:
         return wait if wait < budget.left else None
 
     async def _attempt(
-        self, url: httpx.URL, headers: dict[str, bytes], budget: _Budget, limit: int, truncate: bool
+        self, url: httpx.URL, headers: dict[str, bytes], budget: _Budget, limit: int, truncate: bool, turn_taken: bool
     ) -> FetchResult:
         """One request, inside the per-host and global slots, charged to the budget."""
         gate = self._gate(_origin(url))
         async with gate.slots:
-            await anyio.sleep(gate.reserve())
+            if not turn_taken:
+                await anyio.sleep(gate.reserve())
             async with self._slots:
                 try:
                     with budget.charged():

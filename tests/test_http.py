@@ -573,6 +573,25 @@ def test_crawl_delay_spaces_requests_and_is_capped(server: LocalServer) -> None:
     assert all(later - earlier >= 0.25 for earlier, later in itertools.pairwise(starts))
 
 
+def test_a_turn_taken_before_a_fetch_is_its_crawl_delay_wait(server: LocalServer) -> None:
+    """``turn`` waits for the origin's next start (reading robots.txt first) and the fetch
+    after it does not wait again: requests stay spaced by the delay, once each."""
+    server.route("/robots.txt", reply(body=b"User-agent: *\nCrawl-delay: 5\n"))  # capped at 0.5 s below
+    for n in range(3):
+        server.route(f"/p{n}", reply())
+
+    async def main() -> None:
+        async with Fetcher(http_settings(max_crawl_delay=0.5), allow_private_networks=True) as fetcher:
+            for n in range(3):
+                await fetcher.turn(server.url(f"/p{n}"), obey_robots=True)
+                assert (await fetcher.fetch(server.url(f"/p{n}"), obey_robots=True, turn_taken=True)).ok
+
+    asyncio.run(main())
+    starts = [r.started for r in server.requests if r.path != "/robots.txt"]
+    assert len(starts) == 3
+    assert all(0.45 <= later - earlier < 0.95 for earlier, later in itertools.pairwise(starts)), starts
+
+
 # --- politeness -----------------------------------------------------------------
 
 

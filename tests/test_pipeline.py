@@ -142,3 +142,30 @@ def test_a_batch_keeps_every_host_within_its_limit_and_a_slow_host_holds_no_one_
         assert [u for u in finished if host in u] == [u for u in items if host in u]
     last_fast = max(i for i, url in enumerate(finished) if "slow" not in url)
     assert sum("slow" in url for url in finished[: last_fast + 1]) <= 4  # the others were done long before
+
+
+def test_a_host_waiting_out_its_crawl_delay_holds_no_place() -> None:
+    """A host's turn (its Crawl-delay) is waited for before its page takes one of the
+    batch's places, so a delayed host cannot keep the others waiting."""
+    import asyncio
+
+    from ingest.batch import _PerHost
+
+    finished: list[str] = []
+
+    async def turn(url: str) -> None:
+        if url.startswith("http://delayed.test/"):
+            await asyncio.sleep(0.3)
+
+    async def work(url: str) -> None:
+        await asyncio.sleep(0.01)
+        finished.append(url)
+
+    async def run() -> None:
+        flow = _PerHost(lambda url: url, 2, 1, work, turn)
+        flow.add(["http://delayed.test/1", "http://delayed.test/2", *(f"http://a.test/{n}" for n in range(5))])
+        await flow.wait()
+
+    asyncio.run(run())
+    assert finished[:5] == [f"http://a.test/{n}" for n in range(5)], "one place: the delayed host's waits did not hold it"
+    assert sorted(finished[5:]) == ["http://delayed.test/1", "http://delayed.test/2"]
