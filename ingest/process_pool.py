@@ -12,13 +12,18 @@ package, so they are started as if the parent had no main script.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
+import threading
+import time
 import types
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from multiprocessing.context import ForkServerContext, ForkServerProcess
 from typing import Any
+
+_WATCH_SECONDS = 1.0  # how often a worker checks that the process it works for is alive
 
 
 @contextmanager
@@ -42,10 +47,27 @@ class _CleanForkServer(ForkServerContext):
     Process = _CleanProcess  # type: ignore[assignment]
 
 
+def _leave_with(parent: int) -> None:
+    """Pool initializer: the worker exits once ``parent`` is gone. A worker waits for jobs on
+    a queue it also holds a writing end of, so it never sees the end of it: a parent killed
+    outright (SIGKILL, an out-of-memory kill, a task timeout) left its workers running for
+    good, about 100 MB each, and the forkserver (their parent) does not end them."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(_WATCH_SECONDS)
+            try:
+                os.kill(parent, 0)
+            except ProcessLookupError:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="leave-with-parent", daemon=True).start()
+
+
 def process_pool(workers: int) -> ProcessPoolExecutor | None:
     """A forkserver pool (children do not copy a process with threads and open sockets) whose
-    children skip the main script; None where this process may not have children (a daemonic
-    worker process)."""
+    children skip the main script and leave when this process is gone; None where this
+    process may not have children (a daemonic worker process)."""
     if multiprocessing.current_process().daemon:
         return None
-    return ProcessPoolExecutor(max_workers=workers, mp_context=_CleanForkServer())
+    return ProcessPoolExecutor(max_workers=workers, mp_context=_CleanForkServer(), initializer=_leave_with, initargs=(os.getpid(),))

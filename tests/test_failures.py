@@ -248,3 +248,38 @@ def test_extraction_processes_store_what_threads_store(server: LocalServer, tmp_
         outcomes.append((totals["pages_fetched"], {k: (a.status, a.title, a.error) for k, a in rows.items()}))
     assert outcomes[0] == outcomes[1]
     assert outcomes[0][0] == 20
+
+
+def test_extraction_processes_leave_when_the_process_they_work_for_is_killed(tmp_path: Path) -> None:
+    """A pass killed outright (SIGKILL, an out-of-memory kill) must not leave its extraction
+    processes running: they waited on their job queue for good, about 100 MB each."""
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    script = (
+        "import os, pathlib, signal, sys\n"
+        "from ingest.process_pool import process_pool\n"
+        "pool = process_pool(2)\n"
+        "pids = {pool.submit(os.getpid).result() for _ in range(16)}\n"
+        "pathlib.Path(sys.argv[1]).write_text(' '.join(map(str, pids)))\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    pids, errors = tmp_path / "pids", tmp_path / "errors"
+    with errors.open("w") as stderr:  # not a pipe: the workers would hold it open
+        code = subprocess.run([sys.executable, "-c", script, str(pids)], stdout=subprocess.DEVNULL, stderr=stderr, timeout=120).returncode
+    assert code == -9 and pids.exists(), errors.read_text()
+    workers = [int(pid) for pid in pids.read_text().split()]
+
+    def running(pid: int) -> bool:
+        try:
+            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    deadline = time.monotonic() + 10
+    while any(running(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert workers and not [pid for pid in workers if running(pid)], "extraction processes outlived the pass"
