@@ -163,34 +163,27 @@ class Deduplicator:
                     Article.status == ArticleStatus.stored,
                 )
             ).all()
+        homes: dict[int, _Home] = {}  # one per article: its site is worked out once
         found: dict[int, _Original] = {}
         for norm_hash, passage_id, article_id, url, site_name in sorted(rows, key=lambda row: row[1]):
             if norm_hash not in found:
-                found[norm_hash] = _Original(passage_id, article_id, _Home(url, site_name))
+                found[norm_hash] = _Original(passage_id, article_id, homes.setdefault(article_id, _Home(url, site_name)))
         return found
 
     def _stored_candidates(self, keys: np.ndarray) -> tuple[Postings, dict[int, _Original]]:
         """Stored first appearances sharing a band key: keys first (the index alone), then
-        the few passages they name, then their articles."""
+        the few passages they name, with their articles (by primary key, as in ``_stored_exact``)."""
         hits = PASSAGES.lookup(self.session, keys)
-        rows: list[tuple[int, int, str]] = []
+        homes: dict[int, _Home] = {}  # one per article: its site is worked out once
+        by_id: dict[int, _Original] = {}
         for chunk in _chunks(np.unique(hits.ids).tolist(), AMONG_CHUNK):
-            rows += self.session.execute(
-                select(Passage.id, Passage.article_id, Passage.text).where(among(self.session, Passage.id, chunk))
-            ).all()
-        homes = self._stored_homes({article_id for _id, article_id, _t in rows})
-        by_id = {pid: _Original(pid, article_id, homes[article_id], text) for pid, article_id, text in rows if article_id in homes}
+            for pid, article_id, text, url, site_name in self.session.execute(
+                select(Passage.id, Passage.article_id, Passage.text, Article.url, Article.site_name)
+                .join(Article, Article.id == Passage.article_id)
+                .where(among(self.session, Passage.id, chunk), Article.status == ArticleStatus.stored)
+            ):
+                by_id[pid] = _Original(pid, article_id, homes.setdefault(article_id, _Home(url, site_name)), text)
         return hits.kept(np.fromiter(by_id, dtype=np.int64, count=len(by_id))), by_id
-
-    def _stored_homes(self, article_ids: set[int]) -> dict[int, _Home]:
-        """URL and site name of each of these articles that is stored (deduplicated)."""
-        homes: dict[int, _Home] = {}
-        for chunk in _chunks(sorted(article_ids), AMONG_CHUNK):
-            rows = self.session.execute(
-                select(Article.id, Article.url, Article.site_name).where(among(self.session, Article.id, chunk), Article.status == ArticleStatus.stored)
-            ).all()
-            homes.update((article_id, _Home(url, site_name)) for article_id, url, site_name in rows)
-        return homes
 
     def _shingle(self, originals: list[_Original]) -> None:
         """Shingles of stored first appearances, for exact verification: one batch."""
