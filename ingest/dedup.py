@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session
 
 from ingest.band_index import ARTICLES, PASSAGES, Postings, index_rows
 from ingest.counts import Counts
-from ingest.db import AMONG_CHUNK, among, index_cache, lock, transaction
+from ingest.db import AMONG_CHUNK, among, index_cache, lock, mostly_true, transaction
 from ingest.errors import UserError
 from ingest.minhash import Sketcher
 from ingest.models import Article, ArticleStatus, IndexMeta, Passage
@@ -148,7 +148,8 @@ class Deduplicator:
         appearances (nothing links them yet), and a backlog of copies holds many per
         hash: they are left out in SQL, so what is read follows the batch, not the
         backlog. The join goes from the norm_hash index to each passage's article by
-        primary key, a plan that stays right however stale the statistics."""
+        primary key (``mostly_true`` keeps SQLite's planner from starting at the status
+        index instead: a scan of every stored article)."""
         rows: list[tuple[int, int, int, str, str | None]] = []
         for chunk in _chunks(sorted(set(hashes)), AMONG_CHUNK):
             # Copies are left out too (a template line has as many stored copies as the
@@ -160,7 +161,7 @@ class Deduplicator:
                 .where(
                     among(self.session, Passage.norm_hash, chunk),
                     func.coalesce(Passage.duplicate_of_id, 0) == 0,
-                    Article.status == ArticleStatus.stored,
+                    mostly_true(self.session, Article.status == ArticleStatus.stored),
                 )
             ).all()
         homes: dict[int, _Home] = {}  # one per article: its site is worked out once
@@ -180,7 +181,7 @@ class Deduplicator:
             for pid, article_id, text, url, site_name in self.session.execute(
                 select(Passage.id, Passage.article_id, Passage.text, Article.url, Article.site_name)
                 .join(Article, Article.id == Passage.article_id)
-                .where(among(self.session, Passage.id, chunk), Article.status == ArticleStatus.stored)
+                .where(among(self.session, Passage.id, chunk), mostly_true(self.session, Article.status == ArticleStatus.stored))
             ):
                 by_id[pid] = _Original(pid, article_id, homes.setdefault(article_id, _Home(url, site_name)), text)
         return hits.kept(np.fromiter(by_id, dtype=np.int64, count=len(by_id))), by_id
