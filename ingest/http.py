@@ -34,6 +34,7 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _SCHEMES = ("http", "https")
 _STEP = 64 * 1024
 _WBITS = {"gzip": 31, "x-gzip": 31, "deflate": 15}
+_MAX_TRAILING = 64 * 1024  # bytes after the end of a compressed body read on, to keep the connection
 _PRIVATE_HINT = "set INGEST_ALLOW_PRIVATE_NETWORKS=1 for local sites"
 
 
@@ -229,11 +230,19 @@ async def _read_body(response: httpx.Response, decoder: _Decoder, limit: int, tr
                 return False
         return True
 
+    trailing = 0
     async for raw in response.aiter_raw():
+        if decoder.finished:
+            # Read on to the response's end (normally nothing is left), or the connection
+            # cannot go back to the pool: stopping where the gzip stream ended made every
+            # fetch of a gzip page open a new connection. Bytes after it are dropped unread
+            # by zlib (it would pile them up), and many of them are not worth the connection.
+            trailing += len(raw)
+            if trailing > _MAX_TRAILING:
+                break
+            continue
         if not fits(decoder.feed(raw)):
             return bytes(body) if truncate else None
-        if decoder.finished:
-            break
     if not fits(decoder.flush()):
         return bytes(body) if truncate else None
     return bytes(body)

@@ -41,6 +41,8 @@ class Request:
     body: bytes
     started: float
     """time.monotonic() when the request had been read."""
+    peer: tuple[str, int]
+    """The client's address and port: one per connection."""
 
 
 class LocalServer:
@@ -132,6 +134,7 @@ def _make_handler(server: LocalServer) -> type[BaseHTTPRequestHandler]:
                 headers={k.lower(): v for k, v in self.headers.items()},
                 body=self.rfile.read(length) if length else b"",
                 started=started,
+                peer=self.client_address[:2],
             )
             server._enter()
             try:

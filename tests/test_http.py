@@ -360,6 +360,17 @@ def test_trailing_bytes_after_gzip_end_are_ignored(server: LocalServer) -> None:
     assert result.ok and result.body == b"feed"
 
 
+@pytest.mark.parametrize("encoding", ["identity", "gzip"])
+def test_connections_are_reused(server: LocalServer, encoding: str) -> None:
+    """Most sites send gzip: reading stopped where the gzip stream ended, before the response
+    did, and every fetch opened a new connection (a TLS handshake each, on real sites)."""
+    text = b"<rss>" + b"news " * 1_000 + b"</rss>"
+    server.route("/", reply(body=gzip.compress(text) if encoding == "gzip" else text, Content_Encoding=encoding))
+    results = asyncio.run(fetch_many([server.url("/")] * 3, http_settings(per_host_concurrency=1)))
+    assert all(result.ok and result.body == text for result in results)
+    assert len({request.peer for request in server.requests}) == 1
+
+
 def test_unknown_content_encoding_is_unsupported(server: LocalServer) -> None:
     server.route("/", reply(body=b"\x8b\x02\x80", Content_Encoding="br"))
     result = fetch(server.url("/"))
