@@ -34,6 +34,7 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _SCHEMES = ("http", "https")
 _STEP = 64 * 1024
 _WBITS = {"gzip": 31, "x-gzip": 31, "deflate": 15}
+_KEEPALIVE_PER_PLACE = 4  # idle connections kept per place in flight (``concurrency``)
 _MAX_TRAILING = 64 * 1024  # bytes after the end of a compressed body read on, to keep the connection
 _PRIVATE_HINT = "set INGEST_ALLOW_PRIVATE_NETWORKS=1 for local sites"
 
@@ -358,7 +359,10 @@ class Fetcher:
     ) -> None:
         self._settings = settings
         backend = GuardedBackend(allow_private=allow_private_networks, resolver=resolver, trusted=trusted_endpoints)
-        limits = httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency)
+        # What is in flight is bounded here (``_slots``, ``concurrency``), not by the pool, which
+        # keeps idle connections for reuse: sized to ``concurrency`` it held fewer than the hosts
+        # a batch serves at once (50 hosts × 2 places), closing one host's to open another's.
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=_KEEPALIVE_PER_PLACE * settings.concurrency)
         self._client = httpx.AsyncClient(
             transport=GuardedTransport(backend, limits=limits),
             trust_env=False,

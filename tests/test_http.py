@@ -371,6 +371,24 @@ def test_connections_are_reused(server: LocalServer, encoding: str) -> None:
     assert len({request.peer for request in server.requests}) == 1
 
 
+def test_idle_connections_are_kept_for_more_hosts_than_fetches_in_flight() -> None:
+    """The pool kept only as many connections as fetches may be in flight (``concurrency``),
+    so a batch serving more hosts than that closed one host's connection to open another's."""
+    with LocalServer() as a, LocalServer() as b, LocalServer() as c:
+        for site in (a, b, c):
+            site.route("/", reply(body=b"page"))
+        urls = [site.url("/") for site in (a, b, c)]
+
+        async def rounds() -> None:
+            async with Fetcher(http_settings(concurrency=1), allow_private_networks=True) as fetcher:
+                for _ in range(3):
+                    for url in urls:
+                        assert (await fetcher.fetch(url)).ok
+
+        asyncio.run(rounds())
+        assert [len({request.peer for request in site.requests}) for site in (a, b, c)] == [1, 1, 1]
+
+
 def test_unknown_content_encoding_is_unsupported(server: LocalServer) -> None:
     server.route("/", reply(body=b"\x8b\x02\x80", Content_Encoding="br"))
     result = fetch(server.url("/"))
