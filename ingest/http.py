@@ -34,7 +34,7 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _SCHEMES = ("http", "https")
 _STEP = 64 * 1024
 _WBITS = {"gzip": 31, "x-gzip": 31, "deflate": 15}
-_KEEPALIVE_PER_PLACE = 4  # idle connections kept per place in flight (``concurrency``)
+_ORIGINS_PER_PLACE = 2  # origins whose connections are kept, per fetch in flight (``concurrency``)
 _MAX_TRAILING = 64 * 1024  # bytes after the end of a compressed body read on, to keep the connection
 _PRIVATE_HINT = "set INGEST_ALLOW_PRIVATE_NETWORKS=1 for local sites"
 
@@ -173,6 +173,50 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
             keepalive_expiry=limits.keepalive_expiry,
             network_backend=backend,
         )
+
+    @property
+    def idle(self) -> bool:
+        """No connection of this pool is connecting or carrying a request."""
+        return all(connection.is_idle() or connection.is_closed() for connection in self._pool.connections)
+
+
+class OriginPools(httpx.AsyncBaseTransport):
+    """A small connection pool per origin, for the most recently used ``max_origins`` origins.
+
+    httpcore's pool walks every connection it holds on every request and release, and
+    polls each idle socket (``has_expired``): one pool shared by a batch's hosts, each
+    keeping its connections alive, spent more CPU on that walk than reconnecting cost.
+    Here a walk covers one host's few connections. Idle pools beyond ``max_origins`` are
+    closed, oldest first, so idle sockets stay bounded however many hosts a run meets.
+    """
+
+    def __init__(self, backend: GuardedBackend, *, keepalive: int, max_origins: int) -> None:
+        self._backend = backend
+        self._limits = httpx.Limits(max_connections=None, max_keepalive_connections=keepalive)
+        self._max_origins = max_origins
+        self._pools: dict[tuple[str, str, int | None], GuardedTransport] = {}  # oldest use first
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        origin = (request.url.scheme, request.url.host, request.url.port)
+        transport = self._pools.pop(origin, None) or GuardedTransport(self._backend, limits=self._limits)
+        self._pools[origin] = transport
+        response = await transport.handle_async_request(request)
+        # Now that this request holds a connection, its own pool is not idle and stays.
+        await self._close_idle()
+        return response
+
+    async def _close_idle(self) -> None:
+        excess = len(self._pools) - self._max_origins
+        if excess <= 0:
+            return
+        idle = [origin for origin, transport in self._pools.items() if transport.idle][:excess]
+        for origin in idle:
+            await self._pools.pop(origin).aclose()
+
+    async def aclose(self) -> None:
+        pools, self._pools = list(self._pools.values()), {}
+        for transport in pools:
+            await transport.aclose()
 
 
 class _Decoder:
@@ -359,12 +403,12 @@ class Fetcher:
     ) -> None:
         self._settings = settings
         backend = GuardedBackend(allow_private=allow_private_networks, resolver=resolver, trusted=trusted_endpoints)
-        # What is in flight is bounded here (``_slots``, ``concurrency``), not by the pool, which
-        # keeps idle connections for reuse: sized to ``concurrency`` it held fewer than the hosts
-        # a batch serves at once (50 hosts × 2 places), closing one host's to open another's.
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=_KEEPALIVE_PER_PLACE * settings.concurrency)
+        # What is in flight is bounded here (``_slots`` and the host gates), not by the pools,
+        # which keep connections for reuse: a pool sized to ``concurrency`` held fewer than a
+        # batch's hosts × places (50 × 2), and hosts closed each other's connections.
+        pools = OriginPools(backend, keepalive=settings.per_host_concurrency, max_origins=_ORIGINS_PER_PLACE * settings.concurrency)
         self._client = httpx.AsyncClient(
-            transport=GuardedTransport(backend, limits=limits),
+            transport=pools,
             trust_env=False,
             follow_redirects=False,
             timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),

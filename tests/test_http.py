@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import itertools
 import socket
@@ -371,22 +372,24 @@ def test_connections_are_reused(server: LocalServer, encoding: str) -> None:
     assert len({request.peer for request in server.requests}) == 1
 
 
-def test_idle_connections_are_kept_for_more_hosts_than_fetches_in_flight() -> None:
-    """The pool kept only as many connections as fetches may be in flight (``concurrency``),
-    so a batch serving more hosts than that closed one host's connection to open another's."""
-    with LocalServer() as a, LocalServer() as b, LocalServer() as c:
-        for site in (a, b, c):
+@pytest.mark.parametrize(("hosts", "connections"), [(2, 1), (3, 3)])
+def test_connections_are_kept_for_twice_as_many_hosts_as_fetches_in_flight(hosts: int, connections: int) -> None:
+    """One fetch in flight keeps two hosts' connections: a shared pool sized to the fetches in
+    flight made hosts close each other's. A third host in turn closes the least recently used
+    host's (idle sockets stay bounded), so each of three hosts reconnects every round."""
+    with contextlib.ExitStack() as stack:
+        sites = [stack.enter_context(LocalServer()) for _ in range(hosts)]
+        for site in sites:
             site.route("/", reply(body=b"page"))
-        urls = [site.url("/") for site in (a, b, c)]
 
         async def rounds() -> None:
             async with Fetcher(http_settings(concurrency=1), allow_private_networks=True) as fetcher:
                 for _ in range(3):
-                    for url in urls:
-                        assert (await fetcher.fetch(url)).ok
+                    for site in sites:
+                        assert (await fetcher.fetch(site.url("/"))).ok
 
         asyncio.run(rounds())
-        assert [len({request.peer for request in site.requests}) for site in (a, b, c)] == [1, 1, 1]
+        assert [len({request.peer for request in site.requests}) for site in sites] == [connections] * hosts
 
 
 def test_unknown_content_encoding_is_unsupported(server: LocalServer) -> None:
