@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import select
 import sys
 import threading
 import time
@@ -54,11 +55,18 @@ def _leave_with(parent: int) -> None:
     good, about 100 MB each, and the forkserver (their parent) does not end them."""
 
     def watch() -> None:
-        while True:
+        try:
+            handle = os.pidfd_open(parent)  # Linux 5.3+: readable once that process, not its pid, is gone
+        except (AttributeError, OSError):
+            handle = None
+        if handle is not None:
+            select.select([handle], [], [])
+            os._exit(1)
+        while True:  # elsewhere, poll the pid (a pid reused by another user's process also means gone)
             time.sleep(_WATCH_SECONDS)
             try:
                 os.kill(parent, 0)
-            except ProcessLookupError:
+            except (ProcessLookupError, PermissionError):
                 os._exit(1)
 
     threading.Thread(target=watch, name="leave-with-parent", daemon=True).start()
