@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import email.utils
 import functools
+import itertools
 import random
 import ssl
 import time
@@ -209,7 +210,7 @@ class OriginPools(httpx.AsyncBaseTransport):
         excess = len(self._pools) - self._max_origins
         if excess <= 0:
             return
-        idle = [origin for origin, transport in self._pools.items() if transport.idle][:excess]
+        idle = list(itertools.islice((origin for origin, transport in self._pools.items() if transport.idle), excess))
         for origin in idle:
             await self._pools.pop(origin).aclose()
 
