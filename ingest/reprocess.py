@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from sqlalchemy import Engine, delete, select, update
@@ -65,6 +66,7 @@ def reextract(engine: Engine, archive: RawArchive, start: datetime, end: datetim
 
 def _reextract_batch(session: Session, archive: RawArchive, ids: Sequence[int], dry_run: bool) -> RunStats:
     stats = RunStats()
+    unindexed = _Unindexed()
     titles = dict(session.execute(select(Feed.name, Feed.title)).all())
     articles = session.scalars(
         select(Article).where(Article.id.in_(ids)).options(selectinload(Article.passages)).order_by(Article.id)
@@ -96,7 +98,7 @@ def _reextract_batch(session: Session, archive: RawArchive, ids: Sequence[int], 
                     setattr(article, name, value)
             continue
         stats.pages_changed += 1
-        stats.copies_requeued += len(_requeue(session, article.id, [p.id for p in article.passages], dry_run))
+        stats.copies_requeued += len(_requeue(session, article.id, [p.id for p in article.passages], unindexed, dry_run))
         if not dry_run:
             # old rows out first: the unit of work would insert the new ones before deleting
             session.execute(delete(Passage).where(Passage.article_id == article.id))
@@ -104,21 +106,37 @@ def _reextract_batch(session: Session, archive: RawArchive, ids: Sequence[int], 
             apply_extraction(article, extraction, now, titles.get(article.source))
             article.duplicate_share = None
             session.flush()
+    if not dry_run:
+        unindexed.remove(session)
     return stats
 
 
-def _requeue(session: Session, article_id: int, passage_ids: list[int], dry_run: bool) -> set[int]:
-    """Take an article whose passages are about to be replaced out of the index, with the
-    articles that copied it; all of them go back to deduplication. Returns the copies."""
+@dataclass
+class _Unindexed:
+    """Passages and articles to take out of the index, once per batch: the index is keyed by
+    band key, so a removal by id reads a whole table, and one per changed article read the
+    passage index (16 rows a passage) once per article."""
+
+    passages: set[int] = field(default_factory=set)
+    articles: set[int] = field(default_factory=set)
+
+    def remove(self, session: Session) -> None:
+        if self.articles:
+            PASSAGES.remove(session, sorted(self.passages))
+            ARTICLES.remove(session, sorted(self.articles))
+
+
+def _requeue(session: Session, article_id: int, passage_ids: list[int], unindexed: _Unindexed, dry_run: bool) -> set[int]:
+    """Mark an article whose passages are about to be replaced, with the articles that copied
+    it, for removal from the index; all of them go back to deduplication. Returns the copies."""
     copies = set(session.scalars(select(Passage.article_id).where(among(session, Passage.duplicate_of_id, passage_ids))))
     copies |= set(session.scalars(select(Article.id).where(Article.duplicate_of_id == article_id)))
     copies.discard(article_id)
     if dry_run:
         return copies
     again = sorted(copies | {article_id})
-    own = list(session.scalars(select(Passage.id).where(Passage.article_id.in_(again))))
-    PASSAGES.remove(session, own)
-    ARTICLES.remove(session, again)
+    unindexed.passages.update(session.scalars(select(Passage.id).where(Passage.article_id.in_(again))))
+    unindexed.articles.update(again)
     session.execute(
         update(Passage)
         .where(Passage.article_id.in_(again))

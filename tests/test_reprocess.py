@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 import ingest.batch
 from ingest.cli import main
@@ -98,6 +98,30 @@ def test_a_changed_page_replaces_its_passages_and_its_copies_follow(
     again = reextract(ingested, EPOCH, datetime.now(timezone.utc))
     assert again["pages_changed"] == 0 and again["pages_unchanged"] == again["pages_reextracted"]
     assert snapshot(ingested.db_url) == settled, "a second pass with the same rules changes nothing"
+
+
+def test_changed_pages_leave_the_index_once_per_batch(ingested, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """The index is keyed by band key, so taking passages out by id reads the whole table:
+    done for each changed article, re-extracting a large store read it once per page."""
+    real = ingest.batch.extract_page
+    monkeypatch.setattr(
+        ingest.batch, "extract_page", lambda html, url: dataclasses.replace(real(html, url), paragraphs=[*real(html, url).paragraphs, CORRECTION])
+    )
+    engine = open_store(ingested.db_url)
+    removals: list[str] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _record(_conn: Any, _cursor: Any, statement: str, _parameters: Any, _context: Any, _many: bool) -> None:
+        if statement.startswith("DELETE FROM lsh_keys"):
+            removals.append(statement)
+
+    counts = reextract(ingested, EPOCH, datetime.now(timezone.utc))
+    event.remove(engine, "before_cursor_execute", _record)
+    assert counts["pages_changed"] > 1 and len(removals) == 1
+    assert deduplicate(ingested)["articles_stored"] == counts["pages_changed"]
+    with reading(engine) as session:
+        indexed = set(session.scalars(select(LshKey.passage_id).union(select(RecentLshKey.passage_id))))
+        assert indexed and indexed <= set(session.scalars(select(Passage.id).where(Passage.duplicate_of_id.is_(None))))
 
 
 def test_reextract_command_and_a_lost_archive(ingested, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
