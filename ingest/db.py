@@ -129,12 +129,14 @@ def among(session: Session, column: ColumnElement[int], values: Sequence[int]) -
     return column.in_(select(literal_column("value")).select_from(func.json_each(bindparam(None, json.dumps(list(values))))))
 
 
-def mostly_true(session: Session, condition: ColumnElement[bool]) -> ColumnElement[bool]:
-    """``condition``, told to SQLite's planner to hold for most rows (``likelihood``), so that
-    no index on its column drives the query. Without statistics SQLite takes any indexed
-    equality for a selective one: ``articles.status = 'stored'`` joined to a lookup of a few
-    passages made it scan every stored article and its passages, in every batch, a cost that
-    grew with the store. PostgreSQL's planner has statistics and needs no hint."""
+def unselective(session: Session, condition: ColumnElement[bool]) -> ColumnElement[bool]:
+    """``condition``, told to SQLite's planner to hold for many rows (``likelihood``), so that
+    an index on its column does not drive the query. Without statistics SQLite takes any
+    indexed equality for a selective one. ``articles.status = 'stored'`` joined to a lookup of
+    a few passages made it scan every stored article and its passages, in every batch; and
+    ``status = 'extracted'`` made it sort the whole dedup backlog to take its head, where a
+    partial index serves it in order. Both matter exactly when many rows match. PostgreSQL's
+    planner has statistics and needs no hint."""
     if session.get_bind().dialect.name == "sqlite":
         return func.likelihood(condition, literal_column("0.9"))  # type: ignore[no-any-return]
     return condition

@@ -41,10 +41,10 @@ from sqlalchemy.orm import Session
 
 from ingest.band_index import ARTICLES, PASSAGES, Postings, index_rows
 from ingest.counts import Counts
-from ingest.db import AMONG_CHUNK, among, index_cache, lock, mostly_true, transaction
+from ingest.db import AMONG_CHUNK, among, index_cache, lock, unselective, transaction
 from ingest.errors import UserError
 from ingest.minhash import Sketcher
-from ingest.models import Article, ArticleStatus, IndexMeta, Passage
+from ingest.models import DEDUP_ORDER, WAITING_FOR_DEDUP, Article, ArticleStatus, IndexMeta, Passage
 from ingest.passages import jaccard, normalize
 from ingest.settings import DedupSettings
 from ingest.urls import host_of
@@ -148,7 +148,7 @@ class Deduplicator:
         appearances (nothing links them yet), and a backlog of copies holds many per
         hash: they are left out in SQL, so what is read follows the batch, not the
         backlog. The join goes from the norm_hash index to each passage's article by
-        primary key (``mostly_true`` keeps SQLite's planner from starting at the status
+        primary key (``unselective`` keeps SQLite's planner from starting at the status
         index instead: a scan of every stored article)."""
         rows: list[tuple[int, int, int, str, str | None]] = []
         for chunk in _chunks(sorted(set(hashes)), AMONG_CHUNK):
@@ -161,7 +161,7 @@ class Deduplicator:
                 .where(
                     among(self.session, Passage.norm_hash, chunk),
                     func.coalesce(Passage.duplicate_of_id, 0) == 0,
-                    mostly_true(self.session, Article.status == ArticleStatus.stored),
+                    unselective(self.session, Article.status == ArticleStatus.stored),
                 )
             ).all()
         homes: dict[int, _Home] = {}  # one per article: its site is worked out once
@@ -181,7 +181,7 @@ class Deduplicator:
             for pid, article_id, text, url, site_name in self.session.execute(
                 select(Passage.id, Passage.article_id, Passage.text, Article.url, Article.site_name)
                 .join(Article, Article.id == Passage.article_id)
-                .where(among(self.session, Passage.id, chunk), mostly_true(self.session, Article.status == ArticleStatus.stored))
+                .where(among(self.session, Passage.id, chunk), unselective(self.session, Article.status == ArticleStatus.stored))
             ):
                 by_id[pid] = _Original(pid, article_id, homes.setdefault(article_id, _Home(url, site_name)), text)
         return hits.kept(np.fromiter(by_id, dtype=np.int64, count=len(by_id))), by_id
@@ -435,16 +435,12 @@ class Deduplicator:
         ARTICLES.add(self.session, np.unique(article_keys))
 
 
-def _order() -> tuple:
-    return (func.coalesce(Article.published, Article.feed_published, Article.discovered_at), Article.id)
-
-
 def _load(session: Session, batch_size: int) -> list[_Doc]:
     """The next batch of extracted articles, with their passages, as plain data."""
     articles = session.execute(
         select(Article.id, Article.url, Article.site_name)
-        .where(Article.status == ArticleStatus.extracted)
-        .order_by(*_order())
+        .where(unselective(session, WAITING_FOR_DEDUP))
+        .order_by(*DEDUP_ORDER)
         .limit(batch_size)
     ).all()
     passages: dict[int, list[tuple[int, str, int]]] = defaultdict(list)

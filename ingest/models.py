@@ -22,12 +22,15 @@ from sqlalchemy import (
     Enum,
     Float,
     ForeignKey,
+    Index,
     MetaData,
     String,
     Text,
     TypeDecorator,
     UniqueConstraint,
     false,
+    func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -146,6 +149,15 @@ class Article(Base):
     passages: Mapped[list[Passage]] = relationship(
         back_populates="article", order_by="Passage.position", cascade="all, delete-orphan"
     )
+
+
+# Deduplication takes extracted articles first published first. This partial index holds
+# them in that order, so each batch reads the head of the queue instead of sorting the whole
+# backlog. A query must name the status as this literal (``WAITING_FOR_DEDUP``), not as a
+# bound parameter: SQLite only uses a partial index whose condition the query states.
+WAITING_FOR_DEDUP = text("status = 'extracted'")
+DEDUP_ORDER = (func.coalesce(Article.published, Article.feed_published, Article.discovered_at), Article.id)
+Index("ix_articles_dedup_queue", *DEDUP_ORDER, sqlite_where=WAITING_FOR_DEDUP, postgresql_where=WAITING_FOR_DEDUP)
 
 
 class Entry(Base):

@@ -171,6 +171,29 @@ def test_lookups_of_stored_passages_do_not_start_from_the_status_index(tmp_path:
             assert "ix_articles_status" not in plan, plan
 
 
+def test_a_batch_reads_the_head_of_the_queue_without_sorting_the_backlog(tmp_path: Path) -> None:
+    """Each batch used to sort every extracted article to take the first ones: a cost per
+    batch that grew with the backlog. The partial index on the same order serves the head."""
+    engine = open_store(f"sqlite:///{tmp_path / 'queue.db'}")
+    for n, text in enumerate((P1, P2, P3)):
+        add(engine, f"https://a.example/{n}", [text], published=T0 - timedelta(days=n))
+    queued: list[tuple[str, Any]] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _record(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        if statement.startswith("SELECT articles.id") and "LIMIT" in statement:
+            queued.append((statement, parameters))
+
+    assert deduplicate_pending(engine, DedupSettings(batch_articles=2)).articles_stored == 3
+    event.remove(engine, "before_cursor_execute", _record)
+    with engine.connect() as connection:
+        plan = " / ".join(row[3] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {queued[0][0]}", queued[0][1]))
+    assert "ix_articles_dedup_queue" in plan and "TEMP B-TREE" not in plan, plan
+    with transaction(engine) as session:
+        stored = dict(session.execute(select(Article.url, Article.stored_at)).all())
+    assert stored["https://a.example/2"] == stored["https://a.example/1"] < stored["https://a.example/0"], "the earliest published first"
+
+
 def test_copies_are_found_on_both_sides_of_a_merge_of_recent_keys(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """New band keys wait in a small table until they are merged into the index; lookups
     read both, and the row counts that time the merges stay true."""
