@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from ingest.archive import RawArchive
 from ingest.counts import RunStats
 from ingest.db import among, rolled_back, transaction
-from ingest.extract import Extraction, decode_html, extract_page
+from ingest.extract import Extraction, extract_body, warm_up
 from ingest.feeds import FeedEntry, FeedParseError, ParsedFeed, parse_feed
 from ingest.http import FetchResult, Fetcher
 from ingest.models import Article, ArticleStatus, Capture, Entry, Feed, Passage
@@ -52,7 +52,6 @@ Window = tuple[datetime, datetime]  # [start, end), UTC
 FEED_ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
 PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
 CLAIM_LEASE = timedelta(hours=1)
-_HTML_TYPES = ("text/html", "application/xhtml+xml")
 _WRITE_EVERY = 25  # pages per transaction while a batch's pages come in
 _MAX_URL = 2048  # longer canonical URLs are not indexable everywhere; such entries are ignored
 _POOL_MIN_PAGES = 16  # fewer pages are not worth starting extraction processes for
@@ -595,31 +594,13 @@ class _Extractors:
             log.info("extracting in threads: this process is daemonic and may not start extraction processes")
             return
         for _ in range(workers):
-            self.pool.submit(_ready)  # starts a process (and its imports) now, not at the first page
+            self.pool.submit(warm_up)  # starts a process (and its imports) now, not at the first page
 
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _ready() -> None:
-    """Nothing: the first job of an extraction process, so that it starts before pages arrive."""
-
-
-def extract_body(body: bytes, content_type: str | None, url: str | None) -> tuple[Extraction | None, str | None]:
-    """A page's extraction, or why there is none; a page that crashes the extractor is skipped, not fatal.
-    Fetching and re-extraction from the archive (``ingest.reprocess``) both come through here."""
-    media_type = (content_type or "").split(";")[0].strip().lower()
-    if media_type and media_type not in _HTML_TYPES:
-        return None, f"not an HTML page ({media_type})"
-    try:
-        extraction = extract_page(decode_html(body, content_type), url)
-    except Exception as exc:
-        log.exception("extraction of %s failed", url)
-        return None, f"extraction failed: {type(exc).__name__}: {exc}"
-    if not extraction.paragraphs:
-        return None, "no article text found on the page"
-    return extraction, None
 
 
 class _Listed(Protocol):

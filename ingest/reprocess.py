@@ -21,9 +21,10 @@ from sqlalchemy.orm import Session, selectinload
 
 from ingest.archive import RawArchive
 from ingest.band_index import ARTICLES, PASSAGES
-from ingest.batch import apply_extraction, extract_body, extracted_fields
+from ingest.batch import apply_extraction, extracted_fields
 from ingest.counts import RunStats
 from ingest.db import among, lock, reading, transaction
+from ingest.extract import extract_body
 from ingest.models import Article, ArticleStatus, Capture, Feed, Passage
 
 log = logging.getLogger(__name__)

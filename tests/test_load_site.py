@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -79,3 +81,14 @@ def test_a_run_fetches_each_page_once_while_its_feeds_are_still_coming_in(tmp_pa
         feeds = slow.write_feeds_file(tmp_path / "feeds.yaml")
         assert ingest(["run", "--feeds", str(feeds), "--db", f"sqlite:///{tmp_path / 'news.db'}"]) == 0
         assert slow.counts["html"] == 30
+
+
+def test_the_throughput_benchmark_runs_a_pass_with_extraction_processes() -> None:
+    """``python -m ingest.eval throughput`` on a small site: its clocks wrap the stages of a real
+    ``ingest run``, and a wrapped function handed to the extraction processes must still pickle."""
+    done = subprocess.run(
+        [sys.executable, "-m", "ingest.eval", "throughput", "--hosts", "2", "--articles", "40", "--latency", "0", "--no-fetch-only"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "first pass / baseline" in done.stdout and "articles" in done.stdout

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select
 
-import ingest.batch
+import ingest.extract
 from ingest.cli import main
 from ingest.db import open_store, reading
 from ingest.extract import Extraction
@@ -68,14 +68,14 @@ def test_a_changed_page_replaces_its_passages_and_its_copies_follow(
 ) -> None:
     syndicated = next(a for a in load_articles(sample_site.base_url) if a.syndicates)
     original_url = next(a.url for a in load_articles(sample_site.base_url) if a.slug == syndicated.syndicates)
-    real = ingest.batch.extract_page
+    real = ingest.extract.extract_page
 
     def new_rules(html: str, url: str | None) -> Extraction:
         """Today's rules keep a correction line the old ones dropped, on one page."""
         extraction = real(html, url)
         return dataclasses.replace(extraction, paragraphs=[*extraction.paragraphs, CORRECTION]) if url == original_url else extraction
 
-    monkeypatch.setattr(ingest.batch, "extract_page", new_rules)
+    monkeypatch.setattr(ingest.extract, "extract_page", new_rules)
     before = {r["url"]: r for r in exported(ingested.db_url)}
     dry = reextract(ingested, EPOCH, datetime.now(timezone.utc), dry_run=True)
     assert (dry["pages_changed"], dry["copies_requeued"]) == (1, 1)
@@ -103,9 +103,9 @@ def test_a_changed_page_replaces_its_passages_and_its_copies_follow(
 def test_changed_pages_leave_the_index_once_per_batch(ingested, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     """The index is keyed by band key, so taking passages out by id reads the whole table:
     done for each changed article, re-extracting a large store read it once per page."""
-    real = ingest.batch.extract_page
+    real = ingest.extract.extract_page
     monkeypatch.setattr(
-        ingest.batch, "extract_page", lambda html, url: dataclasses.replace(real(html, url), paragraphs=[*real(html, url).paragraphs, CORRECTION])
+        ingest.extract, "extract_page", lambda html, url: dataclasses.replace(real(html, url), paragraphs=[*real(html, url).paragraphs, CORRECTION])
     )
     engine = open_store(ingested.db_url)
     removals: list[str] = []

@@ -58,6 +58,7 @@ def _not_extracted(*page: object) -> tuple[None, str]:
 def install_clocks(*, extract: bool = True) -> dict[str, Any]:
     """Wrap the stages ``ingest run`` calls; returns a dict that receives the run's counts."""
     from ingest import archive, batch, pipeline
+    from ingest import extract as extract_module
 
     captured: dict[str, Any] = {}
     for name in ("plan", "ingest_batch", "deduplicate"):
@@ -69,7 +70,9 @@ def install_clocks(*, extract: bool = True) -> dict[str, Any]:
         return captured["counts"]
 
     pipeline.summarize = _timed("summarize", keep_counts)
-    batch.extract_body = _timed("extract", batch.extract_body if extract else _not_extracted, cpu=True)
+    # Patched where it is defined too: a job for the extraction processes is pickled by name,
+    # and pickle checks that the name still gives the function it was handed.
+    extract_module.extract_body = batch.extract_body = _timed("extract", batch.extract_body if extract else _not_extracted, cpu=True)
     batch.BatchRunner._record_pages = _timed("store pages", batch.BatchRunner._record_pages)
     batch.BatchRunner._record_feed = _timed("store feeds", batch.BatchRunner._record_feed)
     archive.RawArchive.put = _timed("archive", archive.RawArchive.put)
