@@ -589,7 +589,7 @@ class _Extractors:
             return
         self._decided = True
         workers = min(self.processes, pages)
-        self.pool = process_pool(workers)
+        self.pool = process_pool(workers, preload=["ingest.extract"])
         if self.pool is None:
             log.info("extracting in threads: this process is daemonic and may not start extraction processes")
             return

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import types
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from multiprocessing.context import ForkServerContext, ForkServerProcess
@@ -72,10 +72,14 @@ def _leave_with(parent: int) -> None:
     threading.Thread(target=watch, name="leave-with-parent", daemon=True).start()
 
 
-def process_pool(workers: int) -> ProcessPoolExecutor | None:
+def process_pool(workers: int, preload: Sequence[str] = ()) -> ProcessPoolExecutor | None:
     """A forkserver pool (children do not copy a process with threads and open sockets) whose
     children skip the main script and leave when this process is gone; None where this
-    process may not have children (a daemonic worker process)."""
+    process may not have children (a daemonic worker process). The forkserver imports the
+    ``preload`` modules once, and its children start with them, sharing their pages: a
+    process started for each core no longer imports them again."""
     if multiprocessing.current_process().daemon:
         return None
-    return ProcessPoolExecutor(max_workers=workers, mp_context=_CleanForkServer(), initializer=_leave_with, initargs=(os.getpid(),))
+    context = _CleanForkServer()
+    context.set_forkserver_preload(list(preload))
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_leave_with, initargs=(os.getpid(),))
