@@ -15,9 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import datasketch
 import numpy as np
-from datasketch import MinHash
 
 from ingest.passages import fmix32, shingle_batch
 from ingest.settings import DedupSettings
@@ -32,8 +30,13 @@ _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 class Sketcher:
     def __init__(self, settings: DedupSettings) -> None:
+        # Imported here, not with the module: datasketch brings SciPy and redis (0.3 s, on the
+        # critical path of every `ingest run` and every Airflow batch task, which never dedup).
+        import datasketch
+
         self.settings = settings
-        a, b = MinHash(num_perm=settings.num_perm, seed=settings.seed, scheme=SCHEME).permutations
+        self._datasketch_major = datasketch.__version__.split(".")[0]
+        a, b = datasketch.MinHash(num_perm=settings.num_perm, seed=settings.seed, scheme=SCHEME).permutations
         self._a = np.asarray(a, dtype=np.uint32)
         self._b = np.asarray(b, dtype=np.uint32)
 
@@ -51,7 +54,7 @@ class Sketcher:
             "scheme": SCHEME,
             "normalization": NORMALIZATION,
             "band_key": BAND_KEY,
-            "datasketch": datasketch.__version__.split(".")[0],
+            "datasketch": self._datasketch_major,
         }
 
     def shingles(self, normalized: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -102,3 +105,4 @@ class Sketcher:
             keys *= _MIX
             keys ^= keys >> np.uint64(29)
         return (keys >> np.uint64(32)).astype(np.uint32).view(np.int32)
+

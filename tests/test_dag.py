@@ -51,6 +51,18 @@ def test_dag_file_stays_thin() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_a_batch_task_leaves_the_dedup_libraries_unimported() -> None:
+    """datasketch brings SciPy and redis (0.3 s and tens of MiB): only deduplication needs it,
+    and every mapped batch task imports the pipeline."""
+    code = (
+        "import sys, ingest.pipeline, ingest.batch;"
+        "heavy = [m for m in ('datasketch', 'scipy') if m in sys.modules];"
+        "print(heavy); sys.exit(1 if heavy else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 @pytest.mark.slow
 def test_dag_test_ingests_the_sample_site(
     dag, sample_site: SampleSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
