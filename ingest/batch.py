@@ -601,8 +601,6 @@ class _Extractors:
             self.pool.shutdown(wait=False, cancel_futures=True)
 
 
-
-
 class _Listed(Protocol):
     """What the feed said about an article: its page's title and date fall back to these."""
 

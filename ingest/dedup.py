@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session
 
 from ingest.band_index import ARTICLES, PASSAGES, Postings, index_rows
 from ingest.counts import Counts
-from ingest.db import AMONG_CHUNK, among, index_cache, lock, unselective, transaction
+from ingest.db import AMONG_CHUNK, among, index_cache, lock, transaction, unselective
 from ingest.errors import UserError
 from ingest.minhash import Sketcher
 from ingest.models import DEDUP_ORDER, WAITING_FOR_DEDUP, Article, ArticleStatus, IndexMeta, Passage
