@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import urllib.error
@@ -87,8 +88,8 @@ def test_the_throughput_benchmark_runs_a_pass_with_extraction_processes() -> Non
     """``python -m ingest.eval throughput`` on a small site: its clocks wrap the stages of a real
     ``ingest run``, and a wrapped function handed to the extraction processes must still pickle."""
     done = subprocess.run(
-        [sys.executable, "-m", "ingest.eval", "throughput", "--hosts", "2", "--articles", "40", "--latency", "0", "--no-fetch-only"],
-        capture_output=True, text=True, timeout=300, check=False,
+        [sys.executable, "-m", "ingest.eval", "throughput", "--hosts", "2", "--articles", "30", "--latency", "0", "--no-fetch-only"],
+        capture_output=True, text=True, timeout=300, check=False, env={**os.environ, "INGEST_BENCHMARKS_DIR": str(STORIES)},
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "first pass / baseline" in done.stdout and "articles" in done.stdout
