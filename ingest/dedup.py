@@ -34,9 +34,10 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, func, or_, select, update
+from sqlalchemy import ColumnElement, Engine, Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ingest.band_index import ARTICLES, PASSAGES, Postings, index_rows
@@ -141,27 +142,32 @@ class Deduplicator:
 
     # --- reading the index ----------------------------------------------
 
+    def _of_stored_articles(self, *columns: ColumnElement[Any]) -> Select[Any]:
+        """``columns`` of passages with their article's URL and site name, for stored articles
+        only: the join goes from the passages to each one's article by primary key
+        (``unselective`` keeps SQLite's planner from starting at the status index instead:
+        a scan of every stored article)."""
+        return (
+            select(*columns, Article.url, Article.site_name)
+            .join(Article, Article.id == Passage.article_id)
+            .where(unselective(self.session, Article.status == ArticleStatus.stored))
+        )
+
     def _stored_exact(self, hashes: Iterable[int]) -> dict[int, _Original]:
         """Stored first appearances with the same normal form.
 
         Articles still waiting in the backlog have passages that look like first
         appearances (nothing links them yet), and a backlog of copies holds many per
         hash: they are left out in SQL, so what is read follows the batch, not the
-        backlog. The join goes from the norm_hash index to each passage's article by
-        primary key (``unselective`` keeps SQLite's planner from starting at the status
-        index instead: a scan of every stored article)."""
+        backlog (``_of_stored_articles``)."""
         rows: list[tuple[int, int, int, str, str | None]] = []
         for chunk in _chunks(sorted(set(hashes)), AMONG_CHUNK):
             # Copies are left out too (a template line has as many stored copies as the
             # site has articles), by an expression no index serves: "IS NULL" holds for
             # most rows and could lure a planner off the norm_hash index. Ids start at 1.
             rows += self.session.execute(
-                select(Passage.norm_hash, Passage.id, Passage.article_id, Article.url, Article.site_name)
-                .join(Article, Article.id == Passage.article_id)
-                .where(
-                    among(self.session, Passage.norm_hash, chunk),
-                    func.coalesce(Passage.duplicate_of_id, 0) == 0,
-                    unselective(self.session, Article.status == ArticleStatus.stored),
+                self._of_stored_articles(Passage.norm_hash, Passage.id, Passage.article_id).where(
+                    among(self.session, Passage.norm_hash, chunk), func.coalesce(Passage.duplicate_of_id, 0) == 0
                 )
             ).all()
         homes: dict[int, _Home] = {}  # one per article: its site is worked out once
@@ -173,15 +179,13 @@ class Deduplicator:
 
     def _stored_candidates(self, keys: np.ndarray) -> tuple[Postings, dict[int, _Original]]:
         """Stored first appearances sharing a band key: keys first (the index alone), then
-        the few passages they name, with their articles (by primary key, as in ``_stored_exact``)."""
+        the few passages they name, with their articles (``_of_stored_articles``)."""
         hits = PASSAGES.lookup(self.session, keys)
         homes: dict[int, _Home] = {}  # one per article: its site is worked out once
         by_id: dict[int, _Original] = {}
         for chunk in _chunks(np.unique(hits.ids).tolist(), AMONG_CHUNK):
             for pid, article_id, text, url, site_name in self.session.execute(
-                select(Passage.id, Passage.article_id, Passage.text, Article.url, Article.site_name)
-                .join(Article, Article.id == Passage.article_id)
-                .where(among(self.session, Passage.id, chunk), unselective(self.session, Article.status == ArticleStatus.stored))
+                self._of_stored_articles(Passage.id, Passage.article_id, Passage.text).where(among(self.session, Passage.id, chunk))
             ):
                 by_id[pid] = _Original(pid, article_id, homes.setdefault(article_id, _Home(url, site_name)), text)
         return hits.kept(np.fromiter(by_id, dtype=np.int64, count=len(by_id))), by_id

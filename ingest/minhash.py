@@ -105,4 +105,3 @@ class Sketcher:
             keys *= _MIX
             keys ^= keys >> np.uint64(29)
         return (keys >> np.uint64(32)).astype(np.uint32).view(np.int32)
-
