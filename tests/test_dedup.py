@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import Engine, event, func, select
@@ -69,6 +70,7 @@ def engine(db_url: str) -> Engine:
 
 
 SETTINGS = DedupSettings()
+R = TypeVar("R")
 
 
 def test_one_word_and_one_number_edits_are_caught_and_the_copy_is_marked(engine: Engine) -> None:
@@ -147,6 +149,26 @@ def test_the_index_persists_between_runs(engine: Engine) -> None:
     assert deduplicate_pending(engine, SETTINGS).articles_stored == 0, "nothing left: a re-run changes nothing"
 
 
+def plans_during(engine: Engine, wanted: Callable[[str], bool], run: Callable[[], R]) -> tuple[R, list[str]]:
+    """What ``run`` returns, and SQLite's query plan of each statement it sent that ``wanted`` picks."""
+    sent: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        if wanted(statement):
+            sent.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        result = run()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    with engine.connect() as connection:
+        return result, [
+            " / ".join(row[3] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters))
+            for statement, parameters in sent
+        ]
+
+
 def test_lookups_of_stored_passages_do_not_start_from_the_status_index(tmp_path: Path) -> None:
     """Without statistics, SQLite's planner took ``articles.status = 'stored'`` for a selective
     condition and answered each lookup of a few passages by scanning every stored article
@@ -155,20 +177,14 @@ def test_lookups_of_stored_passages_do_not_start_from_the_status_index(tmp_path:
     add(engine, "https://a.example/1", [P1, P2, P3])
     deduplicate_pending(engine, SETTINGS)
     add(engine, "https://b.example/1", [P1, P2.replace("300", "320"), P3], published=T0 + timedelta(days=1))
-    lookups: list[tuple[str, Any]] = []
-
-    @event.listens_for(engine, "before_cursor_execute")
-    def _record(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
-        if statement.startswith("SELECT") and "FROM passages JOIN articles" in statement:
-            lookups.append((statement, parameters))
-
-    assert deduplicate_pending(engine, SETTINGS).duplicate_articles == 1
-    event.remove(engine, "before_cursor_execute", _record)
-    assert len(lookups) >= 2, "the exact and the near lookup"
-    with engine.connect() as connection:
-        for statement, parameters in lookups:
-            plan = " / ".join(row[3] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters))
-            assert "ix_articles_status" not in plan, plan
+    stats, plans = plans_during(
+        engine, lambda statement: statement.startswith("SELECT") and "FROM passages JOIN articles" in statement,
+        lambda: deduplicate_pending(engine, SETTINGS),
+    )
+    assert stats.duplicate_articles == 1
+    assert len(plans) >= 2, "the exact and the near lookup"
+    for plan in plans:
+        assert "ix_articles_status" not in plan, plan
 
 
 def test_a_batch_reads_the_head_of_the_queue_without_sorting_the_backlog(tmp_path: Path) -> None:
@@ -177,17 +193,12 @@ def test_a_batch_reads_the_head_of_the_queue_without_sorting_the_backlog(tmp_pat
     engine = open_store(f"sqlite:///{tmp_path / 'queue.db'}")
     for n, text in enumerate((P1, P2, P3)):
         add(engine, f"https://a.example/{n}", [text], published=T0 - timedelta(days=n))
-    queued: list[tuple[str, Any]] = []
-
-    @event.listens_for(engine, "before_cursor_execute")
-    def _record(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
-        if statement.startswith("SELECT articles.id") and "LIMIT" in statement:
-            queued.append((statement, parameters))
-
-    assert deduplicate_pending(engine, DedupSettings(batch_articles=2)).articles_stored == 3
-    event.remove(engine, "before_cursor_execute", _record)
-    with engine.connect() as connection:
-        plan = " / ".join(row[3] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {queued[0][0]}", queued[0][1]))
+    stats, plans = plans_during(
+        engine, lambda statement: statement.startswith("SELECT articles.id") and "LIMIT" in statement,
+        lambda: deduplicate_pending(engine, DedupSettings(batch_articles=2)),
+    )
+    assert stats.articles_stored == 3
+    plan = plans[0]
     assert "ix_articles_dedup_queue" in plan and "TEMP B-TREE" not in plan, plan
     with transaction(engine) as session:
         stored = dict(session.execute(select(Article.url, Article.stored_at)).all())
