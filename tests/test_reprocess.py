@@ -104,9 +104,12 @@ def test_changed_pages_leave_the_index_once_per_batch(ingested, monkeypatch: pyt
     """The index is keyed by band key, so taking passages out by id reads the whole table:
     done for each changed article, re-extracting a large store read it once per page."""
     real = ingest.extract.extract_page
-    monkeypatch.setattr(
-        ingest.extract, "extract_page", lambda html, url: dataclasses.replace(real(html, url), paragraphs=[*real(html, url).paragraphs, CORRECTION])
-    )
+
+    def with_correction(html: str, url: str | None) -> Extraction:
+        extraction = real(html, url)
+        return dataclasses.replace(extraction, paragraphs=[*extraction.paragraphs, CORRECTION])
+
+    monkeypatch.setattr(ingest.extract, "extract_page", with_correction)
     engine = open_store(ingested.db_url)
     removals: list[str] = []
 
