@@ -33,7 +33,7 @@ from ingest.archive import RawArchive
 from ingest.counts import RunStats
 from ingest.db import among, rolled_back, transaction
 from ingest.extract import Extraction, extract_body, warm_up
-from ingest.feeds import FeedEntry, FeedParseError, ParsedFeed, parse_feed
+from ingest.feeds import FeedEntry, ParsedFeed, read_feed
 from ingest.http import FetchResult, Fetcher
 from ingest.models import Article, ArticleStatus, Capture, Entry, Feed, Passage
 from ingest.passages import norm_hash, normalize
@@ -153,7 +153,14 @@ class BatchRunner:
             row = rows[config.name]
             result = await fetcher.fetch(config.url, etag=row.etag, last_modified=row.last_modified, accept=FEED_ACCEPT)
             sha = await self._archive(result)
-            stats, claims = await asyncio.to_thread(self._record_feed, config, result, sha)
+            parsed, problem = None, result.error
+            if result.ok and result.body is not None:
+                # In the extraction processes once they run: feedparser is pure Python, and
+                # 200 feeds parsed in this process's threads starved the event loop that fetches pages.
+                parsed, problem = await asyncio.get_running_loop().run_in_executor(
+                    self.extractors.pool, read_feed, result.body, result.final_url, result.content_type
+                )
+            stats, claims = await asyncio.to_thread(self._record_feed, config, result, sha, parsed, problem)
             self.stats.add(stats)
             self._enqueue(claims)
             self.progress("feed", 1)
@@ -167,22 +174,15 @@ class BatchRunner:
             return None
         return await asyncio.to_thread(self.archive.put, result.body)
 
-    def _record_feed(self, config: FeedConfig, result: FetchResult, sha: str | None) -> tuple[RunStats, list[_Claim]]:
-        """Record one feed fetch and its new entries in one transaction (runs in a worker thread),
-        and claim their pages when they are to be fetched now. Pages of a feed that ignores
-        robots.txt wait for the batch's own claim, which knows every feed that lists them."""
+    def _record_feed(
+        self, config: FeedConfig, result: FetchResult, sha: str | None, parsed: ParsedFeed | None, error: str | None,
+    ) -> tuple[RunStats, list[_Claim]]:
+        """Record one feed fetch (``parsed``, or the ``error`` that left it unread) and its new
+        entries in one transaction (runs in a worker thread), and claim their pages when they
+        are to be fetched now. Pages of a feed that ignores robots.txt wait for the batch's own
+        claim, which knows every feed that lists them."""
         stats = RunStats()
         claims: list[_Claim] = []
-        parsed: ParsedFeed | None = None
-        error = result.error
-        if result.ok and result.body is not None:
-            try:
-                parsed = parse_feed(result.body, result.final_url, result.content_type)
-            except FeedParseError as exc:
-                error = str(exc)
-            except Exception as exc:  # a feed must never stop the others, whatever it holds
-                log.exception("feed %s could not be parsed", config.name)
-                error = f"could not parse the feed: {type(exc).__name__}: {exc}"
         with self._writing() as session:
             feed = session.scalars(select(Feed).where(Feed.name == config.name)).one()
             session.add(Capture(**_capture_values("feed", result, sha, error)))
@@ -571,8 +571,8 @@ def _capture_values(kind: str, result: FetchResult, sha: str | None, error: str 
 
 
 class _Extractors:
-    """A batch's extraction processes, one per core: extraction is CPU-bound and holds the
-    GIL, so it runs beside the event loop that keeps fetching. They start as soon as the
+    """A batch's extraction processes, one per core: extraction (and feed parsing, once they
+    run) is CPU-bound and holds the GIL, so it runs beside the event loop that keeps fetching. They start as soon as the
     batch is known to bring enough pages, while its feeds are still coming in, so that they
     are ready for the first page, and stop with the batch. Without them (a few pages,
     ``extract_processes=1``, a daemonic process that may not have children) pages are
@@ -589,7 +589,7 @@ class _Extractors:
             return
         self._decided = True
         workers = min(self.processes, pages)
-        self.pool = process_pool(workers, preload=["ingest.extract"])
+        self.pool = process_pool(workers, preload=["ingest.extract", "ingest.feeds"])
         if self.pool is None:
             log.info("extracting in threads: this process is daemonic and may not start extraction processes")
             return

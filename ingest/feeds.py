@@ -15,6 +15,7 @@ from __future__ import annotations
 import calendar
 import codecs
 import io
+import logging
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ import feedparser
 from feedparser.encodings import convert_to_utf8
 
 from ingest.urls import canonicalize_url
+
+log = logging.getLogger(__name__)
 
 _DOCTYPE = re.compile(rb"<!DOCTYPE(?:[^\[>]*)(?:\[.*?\])?\s*>", re.IGNORECASE | re.DOTALL)
 _ENTITY_DECL = re.compile(rb"<!ENTITY.*?>", re.IGNORECASE | re.DOTALL)
@@ -128,3 +131,15 @@ def parse_feed(body: bytes, base_url: str, content_type: str | None = None) -> P
         key = f"guid:{guid}" if guid and guids[guid] == 1 else f"url:{url}"
         entries.append(FeedEntry(key=key, url=url, link=link, title=title, published=_published(entry)))
     return ParsedFeed(title=parsed.feed.get("title"), entries=entries)
+
+
+def read_feed(body: bytes, base_url: str, content_type: str | None = None) -> tuple[ParsedFeed | None, str | None]:
+    """``parse_feed``, or why the body gave no feed: a feed must never stop the others, whatever
+    it holds. A job for the extraction processes, whose results come back pickled."""
+    try:
+        return parse_feed(body, base_url, content_type), None
+    except FeedParseError as exc:
+        return None, str(exc)
+    except Exception as exc:
+        log.exception("feed %s could not be parsed", base_url)
+        return None, f"could not parse the feed: {type(exc).__name__}: {exc}"

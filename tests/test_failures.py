@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -248,6 +248,39 @@ def test_extraction_processes_store_what_threads_store(server: LocalServer, tmp_
         outcomes.append((totals["pages_fetched"], {k: (a.status, a.title, a.error) for k, a in rows.items()}))
     assert outcomes[0] == outcomes[1]
     assert outcomes[0][0] == 20
+
+
+def test_feeds_read_in_extraction_processes_are_recorded_as_in_threads(server: LocalServer, tmp_path: Path) -> None:
+    """Once a batch's extraction processes run, they parse its feeds too: a broken feed read
+    there fails with the same reason, and a good one brings the same entries."""
+    import time
+
+    paths = [f"/story/{n}" for n in range(20)]
+    for path in paths:
+        server.route(path, lambda r, path=path: (200, {"Content-Type": "text/html"}, ARTICLE.replace("Monday", path).encode()))
+
+    def later(body: bytes, kind: str = "application/rss+xml") -> Callable[[Request], tuple[int, dict[str, str], bytes]]:
+        def answer(request: Request) -> tuple[int, dict[str, str], bytes]:
+            time.sleep(1.0)  # after the first feed's 20 pages have started the processes
+            return 200, {"Content-Type": kind}, body
+        return answer
+
+    server.route("/feed.xml", lambda r: (200, {"Content-Type": "application/rss+xml"}, rss(server, *paths)))
+    server.route("/late.xml", later(rss(server, "/story/1", "/story/late")))
+    server.route("/html.xml", later(b"<html><body>Welcome!</body></html>", "text/html"))
+    server.route("/truncated.xml", later(rss(server, "/a")[:60]))
+    server.route("/story/late", lambda r: (200, {"Content-Type": "text/html"}, ARTICLE.replace("Monday", "Friday").encode()))
+    feeds = write_feeds(tmp_path / "feeds.yaml", {n: server.url(f"/{n}.xml") for n in ("feed", "late", "html", "truncated")})
+    outcomes = []
+    for processes in (1, 2):
+        settings = make_settings(tmp_path / str(processes), f"sqlite:///{tmp_path / f'{processes}.db'}", feeds, extract_processes=processes)
+        totals = run(settings)
+        rows = feed_rows(settings)
+        outcomes.append((totals["feeds_fetched"], totals["feeds_failed"], totals["entries_new"], totals["articles_stored"],
+                         {n: (f.title, f.last_error, f.error_count) for n, f in rows.items()}))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[1][:4] == (2, 2, 22, 21)
+    assert "not a feed" in (outcomes[1][4]["html"][1] or "") and "not a feed" in (outcomes[1][4]["truncated"][1] or "")
 
 
 def test_extraction_processes_leave_when_the_process_they_work_for_is_killed(tmp_path: Path) -> None:
