@@ -1,11 +1,12 @@
 """MinHash signatures and LSH band keys, for a whole batch of passages at once.
 
 The permutations are datasketch's (``MinHash(num_perm, seed).permutations``,
-``affine32`` scheme), applied with numpy to every shingle hash of the batch in
-one matrix operation: a signature here equals datasketch's
-``MinHash(num_perm, seed, hashfunc=<identity>, scheme="affine32")`` updated with
-the same 32-bit shingle hashes (a test checks it), without datasketch's Python
-step per shingle. Each signature is cut into ``bands`` bands of ``rows`` values;
+``affine32`` scheme, drawn here as datasketch draws them), applied with numpy to
+every shingle hash of the batch in one matrix operation: a signature here equals
+datasketch's ``MinHash(num_perm, seed, hashfunc=<identity>, scheme="affine32")``
+updated with the same 32-bit shingle hashes (a test checks it against datasketch),
+without datasketch's Python step per shingle, and without importing datasketch,
+which brings SciPy (half a second on every deduplication). Each signature is cut into ``bands`` bands of ``rows`` values;
 each band hashes to a 32-bit key, and two passages become candidates when they
 share a key. The parameters are stored with the index: signatures made with
 other parameters, another scheme or another datasketch major version never meet.
@@ -13,6 +14,7 @@ other parameters, another scheme or another datasketch major version never meet.
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from typing import Any
 
 import numpy as np
@@ -28,17 +30,20 @@ _CHUNK_CHARS = 1 << 18  # characters shingled per step: about 15 MiB of numpy te
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
+def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """datasketch's ``affine32`` permutations ``h -> a * h + b mod 2**32``: odd ``a`` (a bijection),
+    drawn from ``RandomState(seed)`` in datasketch's order."""
+    generator = np.random.RandomState(seed)
+    a = generator.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = generator.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return a, b
+
+
 class Sketcher:
     def __init__(self, settings: DedupSettings) -> None:
-        # Imported here, not with the module: datasketch brings SciPy and redis (0.3 s, on the
-        # critical path of every `ingest run` and every Airflow batch task, which never dedup).
-        import datasketch
-
         self.settings = settings
-        self._datasketch_major = datasketch.__version__.split(".")[0]
-        a, b = datasketch.MinHash(num_perm=settings.num_perm, seed=settings.seed, scheme=SCHEME).permutations
-        self._a = np.asarray(a, dtype=np.uint32)
-        self._b = np.asarray(b, dtype=np.uint32)
+        self._datasketch_major = version("datasketch").split(".")[0]
+        self._a, self._b = permutations(settings.num_perm, settings.seed)
 
     @property
     def params(self) -> dict[str, Any]:

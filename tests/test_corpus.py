@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from ingest.corpus import dedup_jsonl, doc_url, reference
 from ingest.db import open_store, transaction
 from ingest.errors import UserError
-from ingest.minhash import Sketcher
+from ingest.minhash import Sketcher, permutations
 from ingest.models import Passage
 from ingest.passages import normalize, shingle_batch
 from ingest.settings import DedupSettings
@@ -78,6 +78,8 @@ def test_signatures_equal_datasketchs() -> None:
     texts = [normalize(t) for t in (P1, P2, "短い", "", "서울시는 폭염에 대비해 무더위 쉼터 운영 시간을 연장한다")]
     bounds, hashes = shingle_batch(texts, settings.shingle_size, settings.shingle, settings.cjk_shingle_size)
     signatures = sketcher.signatures(bounds, hashes)
+    assert all(np.array_equal(ours, theirs) for ours, theirs in zip(
+        permutations(settings.num_perm, settings.seed), MinHash(num_perm=settings.num_perm, seed=settings.seed, scheme="affine32").permutations))
     for i in range(len(texts)):
         reference_hash = MinHash(num_perm=settings.num_perm, seed=settings.seed, hashfunc=lambda x: x, scheme="affine32")
         reference_hash.update_batch([int(h) for h in hashes[bounds[i] : bounds[i + 1]]])
