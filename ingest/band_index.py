@@ -31,10 +31,21 @@ MERGE_RATIO = 8  # merge when the recent table holds main rows / MERGE_RATIO
 _INSERT_CHUNK = 1 << 16  # index rows written per statement (SQLite) or COPY write (PostgreSQL)
 
 
+def distinct(values: np.ndarray) -> np.ndarray:
+    """The distinct values, sorted: ``np.unique`` by sorting. numpy 2.4's ``np.unique`` builds a
+    hash set first, 10 to 20 times slower on arrays of mostly distinct integers such as band
+    keys (700,000 keys: 0.5 s against 0.03 s)."""
+    ordered = np.sort(values, axis=None)
+    keep = np.empty(ordered.shape, dtype=bool)
+    keep[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
+
+
 def index_rows(keys: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """Rows to ``BandIndex.add``: each (key, id) pair packed in one int64, ``key << 32 | id``,
-    for every key of each row of ``keys`` (one row of band keys per id); np.unique then sorts
-    and dedupes them."""
+    for every key of each row of ``keys`` (one row of band keys per id); ``distinct`` then
+    sorts and dedupes them."""
     return (keys.astype(np.int64).ravel() << np.int64(32)) | np.repeat(ids, keys.shape[1])
 
 
@@ -76,7 +87,7 @@ class BandIndex:
         """The rows indexed under any of ``keys``. Rows come packed as one integer each
         (``index_rows``' format) and go straight into an array: a batch of copies finds
         hundreds of thousands, and a Python row object apiece cost tens of MiB."""
-        unique = np.unique(keys).tolist()
+        unique = distinct(keys).tolist()
         found: list[np.ndarray] = [np.zeros(0, dtype=np.int64)]
         for table in (self.main, self.recent):
             packed = cast(table.c.key, BigInteger).op("<<")(literal_column("32")).op("|")(table.c[self.column])

@@ -40,7 +40,7 @@ import numpy as np
 from sqlalchemy import ColumnElement, Engine, Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from ingest.band_index import ARTICLES, PASSAGES, Postings, index_rows
+from ingest.band_index import ARTICLES, PASSAGES, Postings, distinct, index_rows
 from ingest.counts import Counts
 from ingest.db import AMONG_CHUNK, among, index_cache, lock, transaction, unselective
 from ingest.errors import UserError
@@ -183,7 +183,7 @@ class Deduplicator:
         hits = PASSAGES.lookup(self.session, keys)
         homes: dict[int, _Home] = {}  # one per article: its site is worked out once
         by_id: dict[int, _Original] = {}
-        for chunk in _chunks(np.unique(hits.ids).tolist(), AMONG_CHUNK):
+        for chunk in _chunks(distinct(hits.ids).tolist(), AMONG_CHUNK):
             for pid, article_id, text, url, site_name in self.session.execute(
                 self._of_stored_articles(Passage.id, Passage.article_id, Passage.text).where(among(self.session, Passage.id, chunk))
             ):
@@ -265,7 +265,7 @@ class Deduplicator:
         normal_forms = {pid: form for (_doc, pid, _text, _hash), form in zip(passages, normalized)}
         duplicates, article_keys = self._article_duplicates(docs, normal_forms, matches, templates)
         stats.duplicate_articles = len(duplicates)
-        self._store(docs, duplicates, np.unique(np.concatenate(new_keys)), article_keys)
+        self._store(docs, duplicates, distinct(np.concatenate(new_keys)), article_keys)
         stats.articles_stored = len(docs)
         return stats
 
@@ -436,7 +436,7 @@ class Deduplicator:
                 [{"id": aid, "duplicate_of_id": source, "duplicate_share": share} for aid, (source, share) in sorted(duplicates.items())],
             )
         PASSAGES.add(self.session, new_keys)
-        ARTICLES.add(self.session, np.unique(article_keys))
+        ARTICLES.add(self.session, distinct(article_keys))
 
 
 def _load(session: Session, batch_size: int) -> list[_Doc]:

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import pytest
 from sqlalchemy import Engine, event, func, select
 
@@ -386,3 +387,9 @@ def test_shingling_in_slices_gives_the_same_shingles(monkeypatch: pytest.MonkeyP
         monkeypatch.setattr(minhash, "_CHUNK_CHARS", chars)
         bounds, hashes = sketcher.shingles(texts)
         assert np.array_equal(bounds, whole[0]) and np.array_equal(hashes, whole[1])
+
+
+@pytest.mark.parametrize("values", [[], [7], [3, 1, 3, 2, 1], [[5, 4], [4, 9]], list(range(1000, 0, -3)) * 2])
+def test_distinct_is_np_unique(values: list[Any]) -> None:
+    array = np.asarray(values, dtype=np.int64)
+    assert np.array_equal(band_index.distinct(array), np.unique(array))
