@@ -53,10 +53,20 @@ class Throughput:
     config: LoadConfig
     feeds: int
     passes: list[PassResult] = field(default_factory=list)
-    baseline_seconds: float = 0.0
-    baseline_cpu: float = 0.0
+    baselines: list[tuple[float, float]] = field(default_factory=list)  # (wall, CPU seconds) before the passes and after them
     baseline_workers: int = 0
     served: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def baseline_seconds(self) -> float:
+        """The baseline's wall time, the mean of a run before the passes and one after them: this
+        machine's speed drifts by tens of percent within minutes, and a baseline measured only
+        before or only after the first pass tilted the ratio with it."""
+        return sum(wall for wall, _ in self.baselines) / len(self.baselines)
+
+    @property
+    def baseline_cpu(self) -> float:
+        return sum(cpu for _, cpu in self.baselines) / len(self.baselines)
 
 
 def _env(folder: Path, name: str) -> dict[str, str]:
@@ -177,16 +187,18 @@ def extraction_baseline(pages: list[Path], workers: int) -> tuple[float, float]:
 
 
 def measure(config: LoadConfig, *, fetch_only: bool = True, workers: int | None = None) -> Throughput:
-    """Serve the load site, run the passes, then the baseline over the same pages written to disk."""
+    """Serve the load site, run the passes between two runs of the baseline over the same pages written to disk."""
     with tempfile.TemporaryDirectory(prefix="ingest-throughput-") as tmp, serve(build(config)) as site:
         folder = Path(tmp)
         feeds = site.write_feeds_file(folder / "feeds.yaml")
+        pages = site.write_pages(folder / "pages")
         result = Throughput(config, len(site.feed_urls()))
+        result.baseline_workers = workers or os.cpu_count() or 1
+        result.baselines.append(extraction_baseline(pages, result.baseline_workers))
         result.passes.append(timed_pass("first pass (all new)", feeds, folder, "news"))
         result.passes.append(timed_pass("second pass (feeds 304)", feeds, folder, "news"))
         if fetch_only:
             result.passes.append(timed_pass("fetch-only pass (no extraction)", feeds, folder, "fetch-only", extract=False))
+        result.baselines.append(extraction_baseline(pages, result.baseline_workers))
         result.served = dict(site.counts)
-        result.baseline_workers = workers or os.cpu_count() or 1
-        result.baseline_seconds, result.baseline_cpu = extraction_baseline(site.write_pages(folder / "pages"), result.baseline_workers)
     return result
