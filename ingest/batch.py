@@ -20,6 +20,7 @@ import random
 from collections import Counter, defaultdict, deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import Executor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -83,6 +84,7 @@ class _Page:
     sha256: str | None
     extraction: Extraction | None
     problem: str | None
+    lost: bool = False  # its extraction process died, maybe of another page: tried again next run
 
 
 class BatchRunner:
@@ -157,9 +159,11 @@ class BatchRunner:
             if result.ok and result.body is not None:
                 # In the extraction processes once they run: feedparser is pure Python, and
                 # 200 feeds parsed in this process's threads starved the event loop that fetches pages.
-                parsed, problem = await asyncio.get_running_loop().run_in_executor(
-                    self.extractors.pool, read_feed, result.body, result.final_url, result.content_type
-                )
+                job = (read_feed, result.body, result.final_url, result.content_type)
+                try:
+                    parsed, problem = await self.extractors.run(*job)
+                except BrokenProcessPool:  # not this feed's doing: feedparser cannot crash a process
+                    parsed, problem = await asyncio.to_thread(*job)
             stats, claims = await asyncio.to_thread(self._record_feed, config, result, sha, parsed, problem)
             self.stats.add(stats)
             self._enqueue(claims)
@@ -380,18 +384,19 @@ class BatchRunner:
         by ``listing`` (reading the feeds) while it runs, then by the batch's own claim, which
         also takes what earlier runs left (pages to retry, claims of a worker that died)."""
         done: list[_Page] = []
-        loop = asyncio.get_running_loop()
 
         async def one(claim: _Claim) -> None:
             result = await fetcher.fetch(claim.url, obey_robots=claim.obey_robots, accept=PAGE_ACCEPT, turn_taken=True)
             sha = await self._archive(result)
+            lost = False
             if result.ok and result.body is not None:
-                extraction, problem = await loop.run_in_executor(
-                    self.extractors.pool, extract_body, result.body, result.content_type, result.final_url
-                )
+                try:
+                    extraction, problem = await self.extractors.run(extract_body, result.body, result.content_type, result.final_url)
+                except BrokenProcessPool:
+                    extraction, problem, lost = None, "the extraction process died (a crash or out of memory) while this page was in it", True
             else:
                 extraction, problem = None, result.error or f"HTTP {result.status}"
-            done.append(_Page(claim.article_id, claim.claimed_at, result, sha, extraction, problem))
+            done.append(_Page(claim.article_id, claim.claimed_at, result, sha, extraction, problem, lost))
             self.progress("page", 1)
             if len(done) >= _WRITE_EVERY:
                 group = done[:]
@@ -473,9 +478,9 @@ class BatchRunner:
                 row = listed[page.article_id]
                 values = {"id": row.id, "capture_id": capture_id, "attempts": row.attempts + 1, "claimed_at": None, "claimed_by": None}
                 if page.extraction is None:
-                    retry = page.result.retryable and row.attempts + 1 < self.settings.max_page_attempts
+                    retry = (page.result.retryable or page.lost) and row.attempts + 1 < self.settings.max_page_attempts
                     failed.append(values | {"status": ArticleStatus.failed if retry else ArticleStatus.skipped, "error": page.problem})
-                    if page.result.error_kind == "robots" or not page.result.error:
+                    if not page.lost and (page.result.error_kind == "robots" or not page.result.error):
                         stats.pages_skipped += 1
                     else:
                         stats.pages_failed += 1
@@ -576,25 +581,45 @@ class _Extractors:
     batch is known to bring enough pages, while its feeds are still coming in, so that they
     are ready for the first page, and stop with the batch. Without them (a few pages,
     ``extract_processes=1``, a daemonic process that may not have children) pages are
-    extracted in the event loop's threads, one at a time in effect."""
+    extracted in the event loop's threads, one at a time in effect.
+
+    A process that dies (a crash in a C library, the kernel's out-of-memory killer) breaks
+    the pool: every job in it fails with ``BrokenProcessPool``, and fresh processes take
+    the jobs that come next. Which page killed it is not known, so the pages that were in
+    it fail with attempts left, and a page that kills its process every time is skipped
+    once its attempts are used up, instead of failing its batch on every retry."""
 
     def __init__(self, processes: int) -> None:
         self.processes = processes or os.cpu_count() or 1
         self.pool: Executor | None = None
-        self._decided = False
+        self._workers = 0  # decided once enough pages are coming
 
     def expect(self, pages: int) -> None:
         """``pages`` pages are coming: start the processes if they are worth it and not yet started."""
-        if self._decided or pages < _POOL_MIN_PAGES or self.processes < 2:
+        if self._workers or pages < _POOL_MIN_PAGES or self.processes < 2:
             return
-        self._decided = True
-        workers = min(self.processes, pages)
-        self.pool = process_pool(workers, preload=["ingest.extract", "ingest.feeds"])
+        self._workers = min(self.processes, pages)
+        self._start()
+
+    def _start(self) -> None:
+        self.pool = process_pool(self._workers, preload=["ingest.extract", "ingest.feeds"])
         if self.pool is None:
             log.info("extracting in threads: this process is daemonic and may not start extraction processes")
             return
-        for _ in range(workers):
+        for _ in range(self._workers):
             self.pool.submit(warm_up)  # starts a process (and its imports) now, not at the first page
+
+    async def run(self, job: Callable[..., T], *args: Any) -> T:
+        """``job(*args)`` in the processes when they run, else in a thread."""
+        pool = self.pool
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, job, *args)
+        except BrokenProcessPool:
+            if pool is self.pool:  # the first job to find it broken starts new processes
+                log.warning("an extraction process died; starting new ones")
+                self.close()
+                self._start()
+            raise
 
     def close(self) -> None:
         if self.pool is not None:

@@ -283,6 +283,47 @@ def test_feeds_read_in_extraction_processes_are_recorded_as_in_threads(server: L
     assert "not a feed" in (outcomes[1][4]["html"][1] or "") and "not a feed" in (outcomes[1][4]["truncated"][1] or "")
 
 
+def test_an_extraction_process_that_dies_fails_only_the_pages_in_it(server: LocalServer, tmp_path: Path) -> None:
+    """A process killed mid-batch (the out-of-memory killer, a crash in lxml) broke the pool, and
+    every later page failed the whole batch, on every retry. Now fresh processes take over, the
+    pages that were in the dead pool fail with attempts left, and the next run extracts them."""
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    killed = []
+
+    def kill_extraction_processes(request: Request) -> tuple[int, dict[str, str], bytes]:
+        if not killed:  # the extraction processes are the forkserver's children, our grandchildren
+            deadline = time.monotonic() + 10
+            while not killed and time.monotonic() < deadline:
+                killed.extend(p for p in psutil.Process().children(recursive=True) if p.ppid() != os.getpid())
+                time.sleep(0.05)
+            for process in killed:
+                process.send_signal(signal.SIGKILL)
+        return 200, {"Content-Type": "text/html"}, ARTICLE.replace("Monday", "Sunday").encode()
+
+    paths = [f"/story/{n}" for n in range(20)]
+    for path in paths:
+        server.route(path, lambda r, path=path: (200, {"Content-Type": "text/html"}, ARTICLE.replace("Monday", path).encode()))
+    server.route("/story/killer", kill_extraction_processes)
+    server.route("/feed.xml", lambda r: (200, {"Content-Type": "application/rss+xml"}, rss(server, "/story/killer", *paths)))
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'news.db'}", write_feeds(tmp_path / "feeds.yaml", {"local": server.url("/feed.xml")}),
+                             extract_processes=2)
+
+    first = run(settings)
+    assert killed, "the extraction processes were found and killed"
+    lost = {k: a for k, a in article_rows(settings).items() if a.status != ArticleStatus.extracted and a.status != ArticleStatus.stored}
+    assert lost and first["pages_fetched"] + first["pages_failed"] == 21 and first["pages_fetched"] == 21 - len(lost)
+    assert all(a.status == ArticleStatus.failed and "extraction process died" in (a.error or "") for a in lost.values())
+
+    second = run(settings)
+    assert second["pages_fetched"] == len(lost)
+    assert {a.status for a in article_rows(settings).values()} == {ArticleStatus.stored}
+
+
 def test_extraction_processes_leave_when_the_process_they_work_for_is_killed(tmp_path: Path) -> None:
     """A pass killed outright (SIGKILL, an out-of-memory kill) must not leave its extraction
     processes running: they waited on their job queue for good, about 100 MB each."""
