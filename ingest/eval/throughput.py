@@ -36,7 +36,7 @@ class PassResult:
     name: str
     wall: float
     cpu: float  # the pass's own process
-    peak_mib: float  # the pass's own process (ru_maxrss)
+    peak_mib: float  # the pass's own process (its high-water mark, ``timed_run.peak_rss``)
     tree_peak_mib: float  # the pass and its extraction processes together (sampled PSS sum)
     workers_cpu: float  # CPU seconds of the extraction processes
     clock: dict[str, float]
