@@ -37,6 +37,15 @@ def server() -> Iterator[LocalServer]:
         yield local
 
 
+def serve_stories(server: LocalServer, count: int) -> list[str]:
+    """Routes ``/story/0`` … ``/story/{count - 1}``: ``ARTICLE`` with the path in place of "Monday",
+    so that no two pages are the same. Returns the paths."""
+    paths = [f"/story/{n}" for n in range(count)]
+    for path in paths:
+        server.route(path, lambda r, path=path: (200, {"Content-Type": "text/html"}, ARTICLE.replace("Monday", path).encode()))
+    return paths
+
+
 def write_feeds(path: Path, feeds: dict[str, str]) -> Path:
     path.write_text("feeds:\n" + "".join(f"  - name: {n}\n    url: {u}\n" for n, u in feeds.items()), encoding="utf-8")
     return path
@@ -165,9 +174,7 @@ def test_two_workers_on_the_same_feed_fetch_each_page_once(server: LocalServer, 
     """A backfill beside a scheduled run: pages are claimed before they are fetched."""
     import threading
 
-    paths = [f"/story/{n}" for n in range(40)]
-    for path in paths:
-        server.route(path, lambda r, path=path: (200, {"Content-Type": "text/html"}, ARTICLE.replace("Monday", path).encode()))
+    paths = serve_stories(server, 40)
     server.route("/feed.xml", lambda r: (200, {"Content-Type": "application/rss+xml"}, rss(server, *paths)))
     settings = make_settings(tmp_path, db_url, write_feeds(tmp_path / "feeds.yaml", {"local": server.url("/feed.xml")}))
     plan(settings)
@@ -234,9 +241,7 @@ def test_a_killed_owner_takes_its_claims_back_at_once_and_nobody_else_does(serve
 def test_extraction_processes_store_what_threads_store(server: LocalServer, tmp_path: Path) -> None:
     """Pages extracted in a process pool (every core) end up exactly as in-process ones,
     a page that crashes or holds no text included."""
-    paths = [f"/story/{n}" for n in range(20)]
-    for path in paths:
-        server.route(path, lambda r, path=path: (200, {"Content-Type": "text/html"}, ARTICLE.replace("Monday", path).encode()))
+    paths = serve_stories(server, 20)
     server.route("/story/empty", lambda r: (200, {"Content-Type": "text/html"}, b"<html><body></body></html>"))
     server.route("/feed.xml", lambda r: (200, {"Content-Type": "application/rss+xml"}, rss(server, *paths, "/story/empty")))
     feeds = write_feeds(tmp_path / "feeds.yaml", {"local": server.url("/feed.xml")})
@@ -255,9 +260,7 @@ def test_feeds_read_in_extraction_processes_are_recorded_as_in_threads(server: L
     there fails with the same reason, and a good one brings the same entries."""
     import time
 
-    paths = [f"/story/{n}" for n in range(20)]
-    for path in paths:
-        server.route(path, lambda r, path=path: (200, {"Content-Type": "text/html"}, ARTICLE.replace("Monday", path).encode()))
+    paths = serve_stories(server, 20)
 
     def later(body: bytes, kind: str = "application/rss+xml") -> Callable[[Request], tuple[int, dict[str, str], bytes]]:
         def answer(request: Request) -> tuple[int, dict[str, str], bytes]:
@@ -305,9 +308,7 @@ def test_an_extraction_process_that_dies_fails_only_the_pages_in_it(server: Loca
                 process.send_signal(signal.SIGKILL)
         return 200, {"Content-Type": "text/html"}, ARTICLE.replace("Monday", "Sunday").encode()
 
-    paths = [f"/story/{n}" for n in range(20)]
-    for path in paths:
-        server.route(path, lambda r, path=path: (200, {"Content-Type": "text/html"}, ARTICLE.replace("Monday", path).encode()))
+    paths = serve_stories(server, 20)
     server.route("/story/killer", kill_extraction_processes)
     server.route("/feed.xml", lambda r: (200, {"Content-Type": "application/rss+xml"}, rss(server, "/story/killer", *paths)))
     settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'news.db'}", write_feeds(tmp_path / "feeds.yaml", {"local": server.url("/feed.xml")}),

@@ -48,8 +48,8 @@ class _Handler(SampleHandler):
     server: _Server  # type: ignore[assignment]
 
     def _respond(self, *, send_body: bool) -> None:
-        site, host = self.server.site, self.server.host
-        found = site.resource(host, urlsplit(self.path).path)
+        site, host, path = self.server.site, self.server.host, urlsplit(self.path).path
+        found = site.resource(host, path)
         if site.config.latency:
             time.sleep(site.config.latency)
         if found is None:
@@ -59,7 +59,7 @@ class _Handler(SampleHandler):
         body, kind, modified = found
         use_gzip = _wants_gzip(self.headers.get("Accept-Encoding")) and kind != "text"
         if use_gzip:
-            body = site.compressed(host, urlsplit(self.path).path, body) if kind == "html" else _gzip(body)
+            body = site.compressed(host, path, body) if kind == "html" else _gzip(body)
         headers = {"Content-Type": CONTENT_TYPES[kind], "ETag": '"' + hashlib.sha256(body).hexdigest()[:32] + '"',
                    "Last-Modified": _http_date(modified), "Vary": "Accept-Encoding", "Cache-Control": "no-cache"}
         if use_gzip:
@@ -134,8 +134,7 @@ class LoadSite:
             out.parent.mkdir(parents=True, exist_ok=True)
             body = render_page(self.model, page, self.base_url(host))
             out.write_bytes(body)
-            with self._lock:
-                self._compressed[(host.address, page.path)] = _gzip(body)
+            self.compressed(host, page.path, body)
             written.append(out)
         return written
 
