@@ -579,9 +579,10 @@ class _Extractors:
     """A batch's extraction processes, one per core: extraction (and feed parsing, once they
     run) is CPU-bound and holds the GIL, so it runs beside the event loop that keeps
     fetching. They start as soon as the batch is known to bring enough pages, while its
-    feeds are still coming in, so that they are ready for the first page, and stop with the batch. Without them (a few pages,
-    ``extract_processes=1``, a daemonic process that may not have children) pages are
-    extracted in the event loop's threads, one at a time in effect.
+    feeds are still coming in, so that they are ready for the first page, and stop with
+    the batch. Without them (a few pages, ``extract_processes=1``, a daemonic process that
+    may not have children) pages are extracted in the event loop's threads, one at a time
+    in effect.
 
     A process that dies (a crash in a C library, the kernel's out-of-memory killer) breaks
     the pool: every job in it fails with ``BrokenProcessPool``, and fresh processes take

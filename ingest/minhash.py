@@ -6,10 +6,11 @@ every shingle hash of the batch in one matrix operation: a signature here equals
 datasketch's ``MinHash(num_perm, seed, hashfunc=<identity>, scheme="affine32")``
 updated with the same 32-bit shingle hashes (a test checks it against datasketch),
 without datasketch's Python step per shingle, and without importing datasketch,
-which brings SciPy (half a second on every deduplication). Each signature is cut into ``bands`` bands of ``rows`` values;
-each band hashes to a 32-bit key, and two passages become candidates when they
-share a key. The parameters are stored with the index: signatures made with
-other parameters, another scheme or another datasketch major version never meet.
+which brings SciPy (half a second on every deduplication). Each signature is cut
+into ``bands`` bands of ``rows`` values; each band hashes to a 32-bit key, and two
+passages become candidates when they share a key. The parameters are stored with
+the index: signatures made with other parameters, another scheme or another
+datasketch major version never meet.
 """
 
 from __future__ import annotations
