@@ -12,7 +12,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import BigInteger, ColumnElement, Engine, any_, bindparam, create_engine, event, func, literal_column, select, text
+from sqlalchemy import BigInteger, ColumnElement, Engine, Table, any_, bindparam, create_engine, event, func, literal_column, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
@@ -127,6 +127,27 @@ def among(session: Session, column: ColumnElement[int], values: Sequence[int]) -
     if session.get_bind().dialect.name == "postgresql":
         return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(BigInteger)))
     return column.in_(select(literal_column("value")).select_from(func.json_each(bindparam(None, json.dumps(list(values))))))
+
+
+def update_by_id(session: Session, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Set ``columns`` of ``table``'s rows by id, from ``rows`` (``(id, *values)`` each): one
+    statement per ``AMONG_CHUNK`` rows, which it reads as one parameter (a JSON array on SQLite,
+    one array per column on PostgreSQL). The ORM's bulk UPDATE by primary key held about 1 KiB
+    a row until it returned: 19 MiB when a batch of copies linked 18,000 passages."""
+    dialect = session.get_bind().dialect
+    assign = ", ".join(f"{name} = v.c{n}" for n, name in enumerate(columns, 1))
+    for start in range(0, len(rows), AMONG_CHUNK):
+        chunk = rows[start : start + AMONG_CHUNK]
+        if dialect.name == "postgresql":
+            names = ["id", *columns]
+            arrays = ", ".join(f"CAST(:c{n} AS {table.c[name].type.compile(dialect)}[])" for n, name in enumerate(names))
+            values = {f"c{n}": [row[n] for row in chunk] for n in range(len(names))}
+            from_rows = f"unnest({arrays}) AS v({', '.join(f'c{n}' for n in range(len(names)))})"
+        else:
+            fields = ", ".join(f"json_extract(value, '$[{n}]') AS c{n}" for n in range(len(columns) + 1))
+            values = {"rows": json.dumps([list(row) for row in chunk])}
+            from_rows = f"(SELECT {fields} FROM json_each(:rows)) AS v"
+        session.execute(text(f"UPDATE {table.name} SET {assign} FROM {from_rows} WHERE {table.name}.id = v.c0"), values)
 
 
 def unselective(session: Session, condition: ColumnElement[bool]) -> ColumnElement[bool]:

@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 
 from ingest.band_index import ARTICLES, PASSAGES, Postings, distinct, index_rows
 from ingest.counts import Counts
-from ingest.db import AMONG_CHUNK, among, index_cache, lock, transaction, unselective
+from ingest.db import AMONG_CHUNK, among, index_cache, lock, transaction, unselective, update_by_id
 from ingest.errors import UserError
 from ingest.minhash import Sketcher
 from ingest.models import DEDUP_ORDER, WAITING_FOR_DEDUP, Article, ArticleStatus, IndexMeta, Passage
@@ -255,11 +255,10 @@ class Deduplicator:
                 postings.add(keys[index], passage_id)
                 new_keys.append(index_rows(keys[index : index + 1], ids[index : index + 1]))
 
-        if matches:  # ORM bulk UPDATE by primary key: one executemany
-            self.session.execute(
-                update(Passage),
-                [{"id": pid, "duplicate_of_id": o.passage_id, "similarity": round(sim, 4)} for pid, (o, sim) in sorted(matches.items())],
-            )
+        update_by_id(
+            self.session, Passage.__table__, ["duplicate_of_id", "similarity"],  # type: ignore[arg-type]
+            [(pid, o.passage_id, round(sim, 4)) for pid, (o, sim) in sorted(matches.items())],
+        )
         stats.duplicate_passages = len(matches)
         templates, stats.template_passages = self._templates(same_site) if same_site else (set(), 0)
         normal_forms = {pid: form for (_doc, pid, _text, _hash), form in zip(passages, normalized)}
@@ -430,11 +429,10 @@ class Deduplicator:
                 update(Article).where(among(self.session, Article.id, chunk)).values(status=ArticleStatus.stored, stored_at=now),
                 execution_options={"synchronize_session": False},
             )
-        if duplicates:
-            self.session.execute(
-                update(Article),
-                [{"id": aid, "duplicate_of_id": source, "duplicate_share": share} for aid, (source, share) in sorted(duplicates.items())],
-            )
+        update_by_id(
+            self.session, Article.__table__, ["duplicate_of_id", "duplicate_share"],  # type: ignore[arg-type]
+            [(aid, source, share) for aid, (source, share) in sorted(duplicates.items())],
+        )
         PASSAGES.add(self.session, new_keys)
         ARTICLES.add(self.session, distinct(article_keys))
 
