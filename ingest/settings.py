@@ -51,7 +51,7 @@ class DedupSettings(BaseModel):
     article_threshold: float = Field(0.6, gt=0, le=1, description="exact shingle Jaccard of two articles' texts that makes the later one a copy")
     min_near_chars: int = Field(40, ge=1, description="shorter passages are only matched exactly")
     template_min_articles: int = Field(3, ge=2, description="articles of one site repeating a passage at their head or foot that make it template text")
-    batch_articles: int = Field(2000, ge=1, description="articles decided per transaction: the step's memory follows the candidates of one batch")
+    batch_articles: int = Field(1000, ge=1, description="articles decided per transaction: the step's memory follows the candidates of one batch")
 
     @model_validator(mode="after")
     def _bands_fit(self) -> DedupSettings:
