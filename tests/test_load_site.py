@@ -93,3 +93,11 @@ def test_the_throughput_benchmark_runs_a_pass_with_extraction_processes() -> Non
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "first pass / baseline" in done.stdout and "articles" in done.stdout
+
+
+def test_the_load_site_without_its_stories_says_where_to_point_it(tmp_path: Path) -> None:
+    """A fresh clone without ``../shared`` beside it gets one line saying what to pass, not a traceback."""
+    result = subprocess.run([sys.executable, "-m", "ingest.load_site", "--bench", str(tmp_path), "--out", str(tmp_path / "site")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "pass --bench DIR or set INGEST_BENCHMARKS_DIR" in result.stderr

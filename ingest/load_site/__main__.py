@@ -24,7 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bench", type=Path, help="benchmarks folder (default: $INGEST_BENCHMARKS_DIR or ../shared/benchmarks)")
     args = parser.parse_args(argv)
     config = config_from(args)
-    with serve(build(config, args.bench), args.port) as site:
+    try:
+        model = build(config, args.bench)
+    except FileNotFoundError as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    with serve(model, args.port) as site:
         feeds = site.write_feeds_file(args.out / "feeds.yaml")
         if args.pages:
             site.write_pages(args.out / "pages")

@@ -70,5 +70,8 @@ def load_stories(benchmarks: Path) -> list[Story]:
         stories += benchmark_stories(extraction)
     stories += reuters_stories(benchmarks / "reuters-21578")
     if not stories:
-        raise FileNotFoundError(f"no benchmark stories under {benchmarks}")
+        raise FileNotFoundError(
+            f"no benchmark stories under {benchmarks} (article-extraction-benchmark/ or reuters-21578/): "
+            "pass --bench DIR or set INGEST_BENCHMARKS_DIR"
+        )
     return stories
