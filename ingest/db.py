@@ -135,19 +135,20 @@ def update_by_id(session: Session, table: Table, columns: Sequence[str], rows: S
     one array per column on PostgreSQL). The ORM's bulk UPDATE by primary key held about 1 KiB
     a row until it returned: 19 MiB when a batch of copies linked 18,000 passages."""
     dialect = session.get_bind().dialect
+    names = ["id", *columns]  # read as v.c0, v.c1, ...
+    postgres = dialect.name == "postgresql"
+    if postgres:
+        arrays = ", ".join(f"CAST(:c{n} AS {table.c[name].type.compile(dialect)}[])" for n, name in enumerate(names))
+        from_rows = f"unnest({arrays}) AS v({', '.join(f'c{n}' for n in range(len(names)))})"
+    else:
+        fields = ", ".join(f"json_extract(value, '$[{n}]') AS c{n}" for n in range(len(names)))
+        from_rows = f"(SELECT {fields} FROM json_each(:rows)) AS v"
     assign = ", ".join(f"{name} = v.c{n}" for n, name in enumerate(columns, 1))
+    statement = text(f"UPDATE {table.name} SET {assign} FROM {from_rows} WHERE {table.name}.id = v.c0")
     for start in range(0, len(rows), AMONG_CHUNK):
         chunk = rows[start : start + AMONG_CHUNK]
-        if dialect.name == "postgresql":
-            names = ["id", *columns]
-            arrays = ", ".join(f"CAST(:c{n} AS {table.c[name].type.compile(dialect)}[])" for n, name in enumerate(names))
-            values = {f"c{n}": [row[n] for row in chunk] for n in range(len(names))}
-            from_rows = f"unnest({arrays}) AS v({', '.join(f'c{n}' for n in range(len(names)))})"
-        else:
-            fields = ", ".join(f"json_extract(value, '$[{n}]') AS c{n}" for n in range(len(columns) + 1))
-            values = {"rows": json.dumps([list(row) for row in chunk])}
-            from_rows = f"(SELECT {fields} FROM json_each(:rows)) AS v"
-        session.execute(text(f"UPDATE {table.name} SET {assign} FROM {from_rows} WHERE {table.name}.id = v.c0"), values)
+        values = {f"c{n}": [row[n] for row in chunk] for n in range(len(names))} if postgres else {"rows": json.dumps([list(row) for row in chunk])}
+        session.execute(statement, values)
 
 
 def unselective(session: Session, condition: ColumnElement[bool]) -> ColumnElement[bool]:
