@@ -22,8 +22,10 @@ import xxhash
 ShingleKind = Literal["char", "word"]
 
 _CJK = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
+# A word hashes as the sum of its code points times powers of _BASE (odd, so invertible mod 2**32).
+_BASE = 0x01000193
+_INVERSE = pow(_BASE, -1, 1 << 32)
 # Odd multipliers for the n positions of a window (up to 8), and the final mix (murmur3's fmix32).
-_POWERS = np.cumprod(np.concatenate(([1], np.full(63, 0x01000193))).astype(np.uint32), dtype=np.uint32)  # wraps mod 2**32
 _POSITION = np.array([0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D, 0x27D4EB2F, 0x165667B1, 0xD3A2646C, 0xFD7046C5, 0xB55A4F09], dtype=np.uint32)
 
 
@@ -73,23 +75,31 @@ def fmix32(h: np.ndarray) -> np.ndarray:
 
 def _flat_units(texts: Sequence[str], kind: ShingleKind) -> tuple[np.ndarray, np.ndarray]:
     """What windows slide over, for all texts end to end, and how many belong to each
-    text: code points, or 32-bit word hashes (a word hashes as the sum of its code
-    points times powers of an odd constant, all words of all texts in one numpy pass)."""
+    text: code points, or 32-bit word hashes. A word's hash, the sum of its code points
+    ``c[j]`` times ``_BASE ** (j - start)``, comes from prefix sums of ``c[j] * _BASE ** j``
+    over all texts at once: the difference at the word's ends, times ``_INVERSE ** start``.
+    A few numpy passes over the characters, where a pass per word would be a Python loop."""
     if kind == "char":
         points = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32)
         return points, np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
     points = np.frombuffer((" ".join(texts) + " ").encode("utf-32-le"), dtype=np.uint32)
-    space = points == 32
-    starts = np.flatnonzero(~space & np.concatenate(([True], space[:-1])))
-    letters = np.flatnonzero(~space)
+    letter = points != 32
+    edges = np.flatnonzero(letter[1:] != letter[:-1]) + 1  # a word's start, then its end, ...: the last unit is a space
+    if letter[0]:
+        edges = np.concatenate(([0], edges))
+    starts, ends = edges[0::2], edges[1::2]
     text_starts = np.concatenate(([0], np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)) + 1)))
     counts = np.diff(np.searchsorted(starts, text_starts))
-    if not starts.size:
-        return np.zeros(0, np.uint32), counts
-    word = np.cumsum(~space & ~np.concatenate(([False], ~space[:-1])))[letters] - 1  # index of each letter's word
-    offset = np.minimum(letters - starts[word], _POWERS.size - 1)
-    sums = np.add.reduceat(points[letters] * _POWERS[offset], np.searchsorted(letters, starts), dtype=np.uint32)
-    return fmix32(sums), counts
+    prefix = np.zeros(points.size + 1, dtype=np.uint32)
+    np.cumsum(points * _powers(_BASE, points.size), dtype=np.uint32, out=prefix[1:])  # wraps mod 2**32
+    return fmix32((prefix[ends] - prefix[starts]) * _powers(_INVERSE, points.size)[starts]), counts
+
+
+def _powers(base: int, count: int) -> np.ndarray:
+    """``base ** i`` mod 2**32 for i < ``count``."""
+    powers = np.full(count, base, dtype=np.uint32)
+    powers[:1] = 1
+    return np.multiply.accumulate(powers, out=powers)
 
 
 def shingle_batch(

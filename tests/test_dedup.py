@@ -220,20 +220,21 @@ def test_copies_are_found_on_both_sides_of_a_merge_of_recent_keys(engine: Engine
 
     add(engine, "https://a.example/1", [P1, P2, P3])
     deduplicate_pending(engine, SETTINGS)
-    assert rows() == (48, 0, {"main": 48, "recent": 0}), "the first keys are merged at once"
+    bands = SETTINGS.bands
+    assert rows() == (3 * bands, 0, {"main": 3 * bands, "recent": 0}), "the first keys are merged at once"
     add(engine, "https://b.example/2", [P4, P5], published=T0 + timedelta(hours=1))
     deduplicate_pending(engine, SETTINGS)
-    assert rows() == (48, 32, {"main": 48, "recent": 32}), "fewer recent rows than main ones wait"
+    assert rows() == (3 * bands, 2 * bands, {"main": 3 * bands, "recent": 2 * bands}), "fewer recent rows than main ones wait"
     add(engine, "https://c.example/3", [P1.replace("civil", "structural"), P2, P4.replace("April", "May")], published=T0 + timedelta(hours=2))
     deduplicate_pending(engine, SETTINGS)
     assert [url for _text, url, _sim in passages_of(engine, "https://c.example/3")] == [
         "https://a.example/1", "https://a.example/1", "https://b.example/2"]
     add(engine, "https://d.example/4", [SHARED], published=T0 + timedelta(hours=3))
     deduplicate_pending(engine, SETTINGS)
-    assert rows() == (96, 0, {"main": 96, "recent": 0}), "merged when the recent rows reach the main ones"
+    assert rows() == (6 * bands, 0, {"main": 6 * bands, "recent": 0}), "merged when the recent rows reach the main ones"
     with transaction(engine) as session:
         band_index.PASSAGES.remove(session, [session.scalars(select(Passage.id).where(Passage.text == SHARED)).one()])
-    assert rows() == (80, 0, {"main": 80, "recent": 0})
+    assert rows() == (5 * bands, 0, {"main": 5 * bands, "recent": 0})
 
 
 def test_first_appearance_is_the_earliest_published(engine: Engine) -> None:
@@ -387,6 +388,21 @@ def test_shingling_in_slices_gives_the_same_shingles(monkeypatch: pytest.MonkeyP
         monkeypatch.setattr(minhash, "_CHUNK_CHARS", chars)
         bounds, hashes = sketcher.shingles(texts)
         assert np.array_equal(bounds, whole[0]) and np.array_equal(hashes, whole[1])
+
+
+@pytest.mark.parametrize("texts", [[P1, "", "  two  spaces ", "é ü", "x" * 200 + " y"], [], [""], [" "]])
+def test_word_hashes_are_each_words_own(texts: list[str]) -> None:
+    """Word hashes come from prefix sums over the whole batch: each must equal the word's
+    polynomial hash computed on its own, wherever the word sits and however long it is."""
+    from ingest.passages import _BASE, _flat_units, fmix32
+
+    def alone(word: str) -> int:
+        return sum(ord(c) * pow(_BASE, n, 1 << 32) for n, c in enumerate(word)) % (1 << 32)
+
+    units, counts = _flat_units(texts, "word")
+    expected = [alone(word) for text in texts for word in text.split(" ") if word]
+    assert units.tolist() == fmix32(np.asarray(expected, dtype=np.uint32)).tolist()
+    assert counts.tolist() == [len(text.split()) for text in texts]
 
 
 @pytest.mark.parametrize("values", [[], [7], [3, 1, 3, 2, 1], [[5, 4], [4, 9]], list(range(1000, 0, -3)) * 2])
