@@ -114,10 +114,13 @@ class BandIndex:
         """Move the recent rows into the main table, in key order."""
         columns = f"key, {self.column}"
         session.execute(text(f"INSERT INTO {self.main.name} ({columns}) SELECT {columns} FROM {self.recent.name} ORDER BY {columns}"))
-        # Only deduplication, under its lock, reads these tables: TRUNCATE's exclusive lock
-        # blocks no one, and it leaves no dead rows for PostgreSQL to vacuum.
-        empty = "TRUNCATE" if session.get_bind().dialect.name == "postgresql" else "DELETE FROM"
-        session.execute(text(f"{empty} {self.recent.name}"))
+        _empty(session, self.recent)
+
+    def clear(self, session: Session) -> None:
+        """Remove every row, and the row counts with them."""
+        for table in (self.main, self.recent):
+            _empty(session, table)
+        session.execute(delete(IndexMeta).where(IndexMeta.name == self._meta_name))
 
     def remove(self, session: Session, ids: Sequence[int]) -> None:
         """Take ``ids`` out of the index (re-extraction: their texts are about to change)."""
@@ -147,6 +150,13 @@ class BandIndex:
     @property
     def _meta_name(self) -> str:
         return f"rows:{self.main.name}"
+
+
+def _empty(session: Session, table: Table) -> None:
+    """Delete every row. Only deduplication, under its lock, reads these tables: PostgreSQL's
+    TRUNCATE, whose exclusive lock blocks no one, leaves no dead rows to vacuum."""
+    empty = "TRUNCATE" if session.get_bind().dialect.name == "postgresql" else "DELETE FROM"
+    session.execute(text(f"{empty} {table.name}"))
 
 
 def _insert(session: Session, table: Table, column: str, rows: np.ndarray) -> None:

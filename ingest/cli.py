@@ -181,6 +181,18 @@ def cmd_dedup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reindex(args: argparse.Namespace) -> int:
+    from ingest.db import safe_url, stage_store
+    from ingest.dedup import rebuild
+
+    settings = _settings(args)
+    with stage_store(_existing_store(settings.db_url)) as engine:
+        queued, stats = rebuild(engine, settings.dedup)
+    console.print(f"rebuilt the index of {safe_url(settings.db_url)}: {queued} stored articles deduplicated again")
+    console.print(summary_table(stats.as_dict()))
+    return 0
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
@@ -306,6 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
     dedup.add_argument("--output", "-o", help="decisions as JSON Lines (default: standard output)")
     dedup.add_argument("--db", help="database URL whose index to use (default: $INGEST_DB_URL)")
     dedup.set_defaults(func=cmd_dedup)
+
+    reindex = commands.add_parser("reindex", help="rebuild the dedup index with the current settings: every stored article is deduplicated again")
+    reindex.add_argument("--db", help="database URL (default: $INGEST_DB_URL)")
+    reindex.set_defaults(func=cmd_reindex)
 
     stats = commands.add_parser("stats", help="feed health, recent runs and duplicate clusters")
     stats.add_argument("--db", help="database URL (default: $INGEST_DB_URL)")

@@ -37,7 +37,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, Engine, Select, func, or_, select, update
+from sqlalchemy import ColumnElement, Engine, Select, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ingest.band_index import ARTICLES, PASSAGES, Postings, distinct, index_rows
@@ -130,7 +130,7 @@ def check_index_params(session: Session, sketcher: Sketcher) -> None:
         )
         raise UserError(
             f"the passage index in this database was built with other MinHash parameters ({changed}); "
-            "restore the settings it was built with, or use a new database"
+            "restore the settings it was built with, or rebuild the index with these: `ingest reindex`"
         )
 
 
@@ -426,7 +426,9 @@ class Deduplicator:
         now = datetime.now(timezone.utc)
         for chunk in _chunks([doc.id for doc in docs]):
             self.session.execute(
-                update(Article).where(among(self.session, Article.id, chunk)).values(status=ArticleStatus.stored, stored_at=now),
+                update(Article)
+                .where(among(self.session, Article.id, chunk))
+                .values(status=ArticleStatus.stored, stored_at=func.coalesce(Article.stored_at, now)),  # kept by ``rebuild``
                 execution_options={"synchronize_session": False},
             )
         update_by_id(
@@ -454,6 +456,32 @@ def _load(session: Session, batch_size: int) -> list[_Doc]:
         ):
             passages[article_id].append((pid, text, norm_hash))
     return [_Doc(a.id, _Home(a.url, a.site_name), passages[a.id]) for a in articles]
+
+
+def rebuild(engine: Engine, settings: DedupSettings) -> tuple[int, DedupStats]:
+    """Deduplicate every stored article again with ``settings``: the way to an index with other
+    parameters (the index refuses to mix them, ``check_index_params``). Every decision and the
+    whole index are dropped in one transaction, which puts the stored articles back in the
+    queue, so an interrupted rebuild is finished by the next run. Returns how many articles
+    were queued again, and the deduplication's counts."""
+    with transaction(engine) as session:
+        lock(session, "ingest-dedup")
+        PASSAGES.clear(session)
+        ARTICLES.clear(session)
+        session.execute(delete(IndexMeta).where(IndexMeta.name == "minhash"))
+        session.execute(
+            update(Passage)
+            .where(or_(Passage.duplicate_of_id.is_not(None), Passage.template.is_(True)))
+            .values(duplicate_of_id=None, similarity=None, template=False),
+            execution_options={"synchronize_session": False},
+        )
+        queued = session.execute(
+            update(Article)
+            .where(Article.status == ArticleStatus.stored)
+            .values(status=ArticleStatus.extracted, duplicate_of_id=None, duplicate_share=None),
+            execution_options={"synchronize_session": False},
+        ).rowcount  # type: ignore[attr-defined]
+    return queued, deduplicate_pending(engine, settings)
 
 
 def deduplicate_pending(engine: Engine, settings: DedupSettings) -> DedupStats:

@@ -147,7 +147,7 @@ def _requeue(session: Session, article_id: int, passage_ids: list[int], unindexe
     session.execute(
         update(Article)
         .where(Article.id.in_(again))
-        .values(status=ArticleStatus.extracted, duplicate_of_id=None, duplicate_share=None),
+        .values(status=ArticleStatus.extracted, duplicate_of_id=None, duplicate_share=None, stored_at=None),  # stored anew
         execution_options={"synchronize_session": False},
     )
     return copies

@@ -27,6 +27,7 @@ def ingest(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         (["run", "--feeds", "ok.yaml", "--db", "mysql+nodriver://x"],
          {"ok.yaml": "feeds:\n  - name: a\n    url: https://a.example/feed\n"}, "error: invalid database URL"),
         (["extract", "nowhere"], {}, "error: no such file or folder: nowhere"),
+        (["reindex", "--db", "sqlite:///nowhere.db"], {}, "error: no news store at nowhere.db"),
     ],
 )
 def test_user_mistakes_get_one_line_and_exit_2(tmp_path: Path, args: list[str], files: dict[str, str], message: str) -> None:
@@ -86,3 +87,21 @@ def test_export_into_a_closed_pipe_is_quiet(tmp_path: Path) -> None:
         shell=True, executable="/bin/bash", capture_output=True, text=True, cwd=tmp_path, timeout=120,
     )
     assert "Traceback" not in done.stderr and done.stdout.strip() == "0"
+
+
+def test_reindex_deduplicates_the_store_again_with_todays_parameters(tmp_path: Path) -> None:
+    from ingest.db import open_store
+    from ingest.dedup import deduplicate_pending
+    from ingest.settings import DedupSettings
+    from tests.test_dedup import P1, P2, add, duplicate_of
+
+    url = f"sqlite:///{tmp_path / 'news.db'}"
+    engine = open_store(url)
+    add(engine, "https://a.example/1", [P1, P2])
+    add(engine, "https://b.example/1", [P1, P2])
+    deduplicate_pending(engine, DedupSettings(num_perm=64, bands=16, rows=4))
+    engine.dispose()
+    done = ingest("reindex", "--db", url, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"rebuilt the index of {url}: 2 stored articles deduplicated again" in done.stderr
+    assert duplicate_of(engine, "https://b.example/1") == "https://a.example/1"

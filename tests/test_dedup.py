@@ -269,6 +269,37 @@ def test_an_index_built_with_other_parameters_is_refused(engine: Engine) -> None
         deduplicate_pending(engine, DedupSettings(num_perm=256))
 
 
+def test_reindex_rebuilds_an_index_made_with_other_parameters(engine: Engine) -> None:
+    """The way out of the refusal above: every stored article is deduplicated again with the
+    current parameters, and comes out with the same decisions and its first storage time."""
+    older = DedupSettings(num_perm=64, bands=16, rows=4)
+    add(engine, "https://a.example/original", [P1, P2, P3, P4, P5])
+    add(engine, "https://b.example/copy", [P1, P2.replace("inspect", "examine"), P4, P5.replace("14 inches", "16 inches")],
+        published=T0 + timedelta(hours=3))
+    for n, story in enumerate(STORIES):
+        add(engine, f"https://harbor.example/{n}", [*story, BIO], published=T0 + timedelta(hours=4 + n))
+    first = deduplicate_pending(engine, older)
+    urls = ["https://a.example/original", "https://b.example/copy", *(f"https://harbor.example/{n}" for n in range(3))]
+
+    def state() -> list[object]:
+        with transaction(engine) as session:
+            stored = [session.scalars(select(Article.stored_at).where(Article.url == url)).one() for url in urls]
+        return [*(passages_of(engine, url) for url in urls), *(duplicate_of(engine, url) for url in urls),
+                *(template_flags(engine, url) for url in urls[2:]), stored]
+
+    before = state()
+    with pytest.raises(UserError, match="ingest reindex"):
+        deduplicate_pending(engine, SETTINGS)
+    queued, stats = dedup.rebuild(engine, SETTINGS)
+    assert queued == 5 and stats == first and stats.template_passages == 3
+    assert state() == before
+    add(engine, "https://c.example/later", [P1, P2, P3.replace("March", "May"), P4], published=T0 + timedelta(hours=9))
+    deduplicate_pending(engine, SETTINGS)  # the rebuilt index, with today's parameters, serves new articles
+    assert duplicate_of(engine, "https://c.example/later") == "https://a.example/original"
+    with transaction(engine) as session:
+        assert session.get(IndexMeta, "minhash").value["bands"] == SETTINGS.bands  # type: ignore[union-attr]
+
+
 def test_a_shared_footer_does_not_make_an_article_a_duplicate(engine: Engine) -> None:
     footer = ("Markets Daily is published by Example Media. Quotes are delayed by at least 15 minutes; all data is "
               "provided for information only and is not a recommendation to buy or sell any security.")
