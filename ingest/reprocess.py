@@ -116,7 +116,7 @@ def _reextract_batch(session: Session, archive: RawArchive, ids: Sequence[int], 
 class _Unindexed:
     """Passages and articles to take out of the index, once per batch: the index is keyed by
     band key, so a removal by id reads a whole table, and one per changed article read the
-    passage index (16 rows a passage) once per article."""
+    passage index (a row per band and passage) once per article."""
 
     passages: set[int] = field(default_factory=set)
     articles: set[int] = field(default_factory=set)

@@ -43,9 +43,9 @@ class DedupSettings(BaseModel):
     shingle: Literal["char", "word"] = Field("word", description="shingles of words (CJK: characters) or of characters")
     shingle_size: int = Field(5, ge=1, le=8, description="characters (or words) per shingle of the normalised passage")
     cjk_shingle_size: int = Field(3, ge=1, le=8, description="characters per shingle of Korean, Japanese and Chinese passages (word shingles)")
-    num_perm: int = Field(48, ge=16)
-    bands: int = Field(16, ge=1)
-    rows: int = Field(3, ge=1)
+    num_perm: int = Field(16, ge=16)
+    bands: int = Field(8, ge=1, description="LSH bands: every first appearance has this many rows in the index")
+    rows: int = Field(2, ge=1, description="signature values per band")
     seed: int = 1
     passage_threshold: float = Field(0.6, gt=0, le=1, description="exact shingle Jaccard at which a passage is a near-duplicate")
     article_threshold: float = Field(0.6, gt=0, le=1, description="exact shingle Jaccard of two articles' texts that makes the later one a copy")
