@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 
 from ingest.band_index import ARTICLES, PASSAGES, Postings, distinct, index_rows
 from ingest.counts import Counts
-from ingest.db import AMONG_CHUNK, among, index_cache, lock, transaction, unselective, update_by_id
+from ingest.db import AMONG_CHUNK, among, for_index, lock, transaction, unselective, update_by_id
 from ingest.errors import UserError
 from ingest.minhash import Sketcher
 from ingest.models import DEDUP_ORDER, WAITING_FOR_DEDUP, Article, ArticleStatus, IndexMeta, Passage
@@ -490,7 +490,7 @@ def deduplicate_pending(engine: Engine, settings: DedupSettings) -> DedupStats:
     while True:
         with transaction(engine) as session:
             lock(session, "ingest-dedup")
-            index_cache(session)
+            for_index(session)
             deduplicator = Deduplicator(session, settings)
             check_index_params(session, deduplicator.sketcher)
             docs = _load(session, settings.batch_articles)
