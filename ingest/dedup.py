@@ -469,6 +469,7 @@ def rebuild(engine: Engine, settings: DedupSettings) -> tuple[int, DedupStats]:
         PASSAGES.clear(session)
         ARTICLES.clear(session)
         session.execute(delete(IndexMeta).where(IndexMeta.name == "minhash"))
+        check_index_params(session, Sketcher(settings))  # recorded at once: a worker still on the old ones is refused
         session.execute(
             update(Passage)
             .where(or_(Passage.duplicate_of_id.is_not(None), Passage.template.is_(True)))

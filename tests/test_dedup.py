@@ -298,6 +298,8 @@ def test_reindex_rebuilds_an_index_made_with_other_parameters(engine: Engine) ->
     assert duplicate_of(engine, "https://c.example/later") == "https://a.example/original"
     with transaction(engine) as session:
         assert session.get(IndexMeta, "minhash").value["bands"] == SETTINGS.bands  # type: ignore[union-attr]
+    with pytest.raises(UserError, match="other MinHash parameters"):
+        deduplicate_pending(engine, older)  # a worker left on the old settings
 
 
 def test_a_shared_footer_does_not_make_an_article_a_duplicate(engine: Engine) -> None:
