@@ -82,7 +82,7 @@ def dedup(args: argparse.Namespace, console: Console) -> int:
         docs = [json.loads(line) for line in args.corpus.read_text(encoding="utf-8").splitlines() if line.strip()]
         score = evaluate_documents(args.corpus.name, docs, DedupSettings())
         console.print(f"{score.name}: {len(docs):,} documents, {score.links} duplicate links, precision {score.precision:.4f} "
-                      f"(links below {FALSE_BELOW} exact word 5-gram Jaccard: {score.false_links}), recall {score.recall:.4f} "
+                      f"(links below {FALSE_BELOW} exact word 5-gram Jaccard, case folded and punctuation dropped: {score.false_links}), recall {score.recall:.4f} "
                       f"({score.truth_pairs} pairs at {MISS_FROM} or more, {score.missed} not merged)")
         for kind, first, second, similarity in score.failures:
             console.print(f"  {kind}: {docs[first]['id']!r} ~ {docs[second]['id']!r}, exact Jaccard {similarity:.3f}")
