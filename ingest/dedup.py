@@ -123,14 +123,13 @@ def check_index_params(session: Session, sketcher: Sketcher) -> None:
         session.add(IndexMeta(name="minhash", value=sketcher.params))
         session.flush()
     elif stored.value != sketcher.params:
-        changed = ", ".join(
-            f"{key} {stored.value.get(key)!r} → {value!r}"
-            for key, value in sketcher.params.items()
-            if stored.value.get(key) != value
-        )
+        differ = [key for key, value in sketcher.params.items() if stored.value.get(key) != value]
+        changed = ", ".join(f"{key} {stored.value.get(key)!r} → {sketcher.params[key]!r}" for key in differ)
+        # Settings can be put back; the hashing of another version of the code cannot.
+        way_back = "restore the settings it was built with, or " if set(differ) <= set(DedupSettings.model_fields) else ""
         raise UserError(
             f"the passage index in this database was built with other MinHash parameters ({changed}); "
-            "restore the settings it was built with, or rebuild the index with these: `ingest reindex`"
+            f"{way_back}rebuild the index with these: `ingest reindex`"
         )
 
 

@@ -15,7 +15,7 @@ from ingest import band_index, dedup
 from ingest.db import open_store, transaction
 from ingest.dedup import deduplicate_pending
 from ingest.errors import UserError
-from ingest.models import Article, ArticleStatus, IndexMeta, LshKey, Passage, RecentLshKey
+from ingest.models import Article, ArticleKey, ArticleStatus, IndexMeta, LshKey, Passage, RecentArticleKey, RecentLshKey
 from ingest.passages import jaccard, norm_hash, normalize, shingles
 from ingest.settings import DedupSettings
 
@@ -267,6 +267,12 @@ def test_an_index_built_with_other_parameters_is_refused(engine: Engine) -> None
     add(engine, "https://b.example/2", [P2])
     with pytest.raises(UserError, match=rf"other MinHash parameters \(num_perm {SETTINGS.num_perm} → 256"):
         deduplicate_pending(engine, DedupSettings(num_perm=256))
+    with transaction(engine) as session:  # an index hashed by another version of the code
+        meta = session.get(IndexMeta, "minhash")
+        assert meta is not None
+        meta.value = {**meta.value, "normalization": meta.value["normalization"] - 1}
+    with pytest.raises(UserError, match=r"\(normalization \d+ → \d+\); rebuild the index with these: `ingest reindex`"):
+        deduplicate_pending(engine, SETTINGS)  # no settings bring that back: the message offers only the rebuild
 
 
 def test_reindex_rebuilds_an_index_made_with_other_parameters(engine: Engine) -> None:
@@ -293,6 +299,14 @@ def test_reindex_rebuilds_an_index_made_with_other_parameters(engine: Engine) ->
     queued, stats = dedup.rebuild(engine, SETTINGS)
     assert queued == 5 and stats == first and stats.template_passages == 3
     assert state() == before
+    with transaction(engine) as session:  # only today's rows: one per band and indexed passage, counted right
+        rows = {model: session.scalars(select(getattr(model, "passage_id", None) or model.article_id)).all()
+                for model in (LshKey, RecentLshKey, ArticleKey, RecentArticleKey)}
+        for name, models in (("lsh_keys", (LshKey, RecentLshKey)), ("article_keys", (ArticleKey, RecentArticleKey))):
+            ids = [i for model in models for i in rows[model]]
+            assert len(ids) == SETTINGS.bands * len(set(ids)) > 0
+            counted = session.get(IndexMeta, f"rows:{name}")
+            assert counted is not None and counted.value["main"] + counted.value["recent"] == len(ids)
     add(engine, "https://c.example/later", [P1, P2, P3.replace("March", "May"), P4], published=T0 + timedelta(hours=9))
     deduplicate_pending(engine, SETTINGS)  # the rebuilt index, with today's parameters, serves new articles
     assert duplicate_of(engine, "https://c.example/later") == "https://a.example/original"

@@ -25,6 +25,11 @@ CORRECTION = "Correction: an earlier version of this story misstated the number 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
+def stored_times(db_url: str) -> dict[str, datetime | None]:
+    with reading(open_store(db_url)) as session:
+        return dict(session.execute(select(Article.url, Article.stored_at)).tuples().all())
+
+
 def snapshot(db_url: str) -> dict[str, Any]:
     """Every derived row, as values: what a no-op re-extraction must leave exactly as it was."""
     with reading(open_store(db_url)) as session:
@@ -77,6 +82,7 @@ def test_a_changed_page_replaces_its_passages_and_its_copies_follow(
 
     monkeypatch.setattr(ingest.extract, "extract_page", new_rules)
     before = {r["url"]: r for r in exported(ingested.db_url)}
+    stored_at = stored_times(ingested.db_url)
     dry = reextract(ingested, EPOCH, datetime.now(timezone.utc), dry_run=True)
     assert (dry["pages_changed"], dry["copies_requeued"]) == (1, 1)
     assert {r["url"]: r for r in exported(ingested.db_url)} == before, "a dry run writes nothing"
@@ -89,6 +95,10 @@ def test_a_changed_page_replaces_its_passages_and_its_copies_follow(
     assert after[original_url]["text"] == before[original_url]["text"] + "\n" + CORRECTION
     assert after[syndicated.url] == before[syndicated.url], "the copy is linked to the new passages as it was to the old"
     check_sample_site_store(list(after.values()), sample_site.base_url)
+    restored = stored_times(ingested.db_url)
+    assert restored[original_url] > stored_at[original_url] and restored[syndicated.url] > stored_at[syndicated.url], "stored anew"
+    assert {u: t for u, t in restored.items() if u not in (original_url, syndicated.url)} == {
+        u: t for u, t in stored_at.items() if u not in (original_url, syndicated.url)}
     with reading(open_store(ingested.db_url)) as session:
         indexed = set(session.scalars(select(LshKey.passage_id).union(select(RecentLshKey.passage_id))))
         firsts = set(session.scalars(select(Passage.id).where(Passage.duplicate_of_id.is_(None))))
