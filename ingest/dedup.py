@@ -118,13 +118,13 @@ def _chunks(values: Sequence[int], size: int = _CHUNK) -> Iterable[Sequence[int]
 
 def check_index_params(session: Session, sketcher: Sketcher) -> None:
     """Record the index parameters on first use; refuse an index built with others."""
-    stored = session.get(IndexMeta, "minhash")
+    stored, params = session.get(IndexMeta, "minhash"), sketcher.params
     if stored is None:
-        session.add(IndexMeta(name="minhash", value=sketcher.params))
+        session.add(IndexMeta(name="minhash", value=params))
         session.flush()
-    elif stored.value != sketcher.params:
-        differ = [key for key, value in sketcher.params.items() if stored.value.get(key) != value]
-        changed = ", ".join(f"{key} {stored.value.get(key)!r} → {sketcher.params[key]!r}" for key in differ)
+    elif stored.value != params:
+        differ = [key for key, value in params.items() if stored.value.get(key) != value]
+        changed = ", ".join(f"{key} {stored.value.get(key)!r} → {params[key]!r}" for key in differ)
         # Settings can be put back; the hashing of another version of the code cannot.
         way_back = "restore the settings it was built with, or " if set(differ) <= set(DedupSettings.model_fields) else ""
         raise UserError(
