@@ -15,7 +15,7 @@ from ingest import band_index, dedup
 from ingest.db import open_store, transaction
 from ingest.dedup import deduplicate_pending
 from ingest.errors import UserError
-from ingest.models import Article, ArticleKey, ArticleStatus, IndexMeta, LshKey, Passage, RecentArticleKey, RecentLshKey
+from ingest.models import Article, ArticleStatus, IndexMeta, LshKey, Passage, RecentLshKey
 from ingest.passages import jaccard, norm_hash, normalize, shingles
 from ingest.settings import DedupSettings
 
@@ -300,12 +300,10 @@ def test_reindex_rebuilds_an_index_made_with_other_parameters(engine: Engine) ->
     assert queued == 5 and stats == first and stats.template_passages == 3
     assert state() == before
     with transaction(engine) as session:  # only today's rows: one per band and indexed passage, counted right
-        rows = {model: session.scalars(select(getattr(model, "passage_id", None) or model.article_id)).all()
-                for model in (LshKey, RecentLshKey, ArticleKey, RecentArticleKey)}
-        for name, models in (("lsh_keys", (LshKey, RecentLshKey)), ("article_keys", (ArticleKey, RecentArticleKey))):
-            ids = [i for model in models for i in rows[model]]
+        for index in (band_index.PASSAGES, band_index.ARTICLES):
+            ids = [i for table in (index.main, index.recent) for i in session.scalars(select(table.c[index.column]))]
             assert len(ids) == SETTINGS.bands * len(set(ids)) > 0
-            counted = session.get(IndexMeta, f"rows:{name}")
+            counted = session.get(IndexMeta, f"rows:{index.main.name}")
             assert counted is not None and counted.value["main"] + counted.value["recent"] == len(ids)
     add(engine, "https://c.example/later", [P1, P2, P3.replace("March", "May"), P4], published=T0 + timedelta(hours=9))
     deduplicate_pending(engine, SETTINGS)  # the rebuilt index, with today's parameters, serves new articles
